@@ -1,0 +1,42 @@
+# iqa_bench — every target creates .venv on first use (pinned torch/torchvision, then `pip install -e .[dev]`).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install train test test-slow bench lint format clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with pinned deps and the package (editable)
+
+train: $(STAMP)  ## pretrain ARNIQA on the built-in images, then probe-evaluate (pretrained vs random init)
+	$(PY) -m iqa_bench.train method=arniqa $(ARGS)
+
+test: $(STAMP)  ## fast CPU test suite
+	$(PY) -m pytest -m "not slow and not gpu and not data" -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP)  ## slow tests (real short trainings)
+	$(PY) -m pytest -m "slow and not gpu" -q $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## benchmarks (figures go to docs/benchmarks.md)
+	$(PY) benchmarks/bench_distortions.py --device cpu --batch 64
+
+lint: $(STAMP)  ## ruff
+	$(PY) -m ruff check src tests benchmarks
+
+format: $(STAMP)
+	$(PY) -m ruff format src tests benchmarks
+
+clean:  ## remove caches, run dirs and generated data (keeps .venv)
+	rm -rf runs outputs multirun data/cache data/builtin .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

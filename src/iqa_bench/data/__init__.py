@@ -1,0 +1,1 @@
+"""Data: safe image decoding, built-in images, pretraining datasets and datamodules."""

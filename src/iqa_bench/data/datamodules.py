@@ -1,0 +1,68 @@
+"""Lightning datamodule for pretraining: image list -> method-specific uint8 samples -> batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from iqa_bench.data.pretrain import SAMPLE_FORMATS, PretrainImages
+from iqa_bench.errors import ConfigError
+
+
+class PretrainDataModule(L.LightningDataModule):
+    """Pretraining data.
+
+    Args:
+        images: a callable returning the list of image paths (e.g. the built-in set builder, or a folder lister),
+            called once in `setup`.
+        crop_size: side of the square crops the workers cut (uint8).
+        batch_size: samples per batch (per process).
+        num_workers, pin_memory, persistent_workers: DataLoader settings.
+        sample_format: which sample the method needs (set by the method; e.g. "arniqa_pairs").
+    """
+
+    def __init__(
+        self,
+        images: Callable[[], Sequence[str | Path]],
+        crop_size: int = 128,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        sample_format: str = "arniqa_pairs",
+    ) -> None:
+        super().__init__()
+        if batch_size <= 0:
+            raise ConfigError(f"data.pretrain.batch_size must be > 0, got {batch_size}")
+        if num_workers < 0:
+            raise ConfigError(f"data.pretrain.num_workers must be >= 0, got {num_workers}")
+        if sample_format not in SAMPLE_FORMATS:
+            raise ConfigError(f"data.pretrain.sample_format: unknown {sample_format!r}; known: {sorted(SAMPLE_FORMATS)}")
+        self.images = images
+        self.crop_size = crop_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.sample_format = sample_format
+        self.dataset: PretrainImages | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.dataset is None:
+            paths = list(self.images())
+            self.dataset = SAMPLE_FORMATS[self.sample_format](paths, self.crop_size)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.dataset is not None, "call setup() first"
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=len(self.dataset) >= self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )

@@ -1,0 +1,73 @@
+"""Pretraining datasets: decode + crop to uint8 only (no float maths in workers).
+
+Each dataset yields a dict of uint8 tensors. The distortions are applied later, on the batch's device, in the
+method's `on_after_batch_transfer`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from iqa_bench.data.images import BadImageError, decode_image, ensure_min_side, half_scale, random_crop
+from iqa_bench.errors import UserError
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_BAD = 50
+
+
+class PretrainImages(Dataset):
+    """Base: a list of image files with safe loading. A bad file is skipped with a warning naming it (once) and
+    another image is drawn instead, so a long run never dies on one bad file; `UserError` if none is readable."""
+
+    def __init__(self, paths: Sequence[str | Path], crop_size: int) -> None:
+        if not paths:
+            raise UserError("the pretraining image list is empty")
+        if crop_size < 8:
+            raise UserError(f"data.pretrain.crop_size must be >= 8, got {crop_size}")
+        self.paths = [Path(p) for p in paths]
+        self.crop_size = int(crop_size)
+        self.bad: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> tuple[int, torch.Tensor]:
+        """Decode image `index`, or a random readable one if it is bad. Returns (index used, uint8 (3,H,W))."""
+        for _ in range(MAX_CONSECUTIVE_BAD):
+            if index not in self.bad:
+                try:
+                    return index, ensure_min_side(decode_image(self.paths[index]), 2 * self.crop_size)
+                except BadImageError as exc:
+                    self.bad.add(index)
+                    log.warning("skipping unusable pretraining image (%d skipped so far): %s", len(self.bad), exc)
+            if len(self.bad) >= len(self.paths):
+                break
+            index = int(torch.randint(0, len(self.paths), (1,)))
+        raise UserError(f"no readable pretraining image: {len(self.bad)} of {len(self.paths)} files are unusable")
+
+
+class ArniqaPairs(PretrainImages):
+    """ARNIQA sample: image A and a random image B, each as a full-scale and a half-scale random crop.
+
+    Returns {"a": uint8 (2, 3, c, c) [full crop, half-scale crop], "b": same for B, "index": int64 (2,)}.
+    Images are first upscaled if their short side is below 2c, so the half-scale view never needs padding
+    (the official loader zero-pads instead; see docs/methods.md).
+    """
+
+    def views(self, img: torch.Tensor) -> torch.Tensor:
+        c = self.crop_size
+        return torch.stack([random_crop(img, c), random_crop(half_scale(img), c)])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        ia, a = self.load(index)
+        ib, b = self.load(int(torch.randint(0, len(self.paths), (1,))))
+        return {"a": self.views(a), "b": self.views(b), "index": torch.tensor([ia, ib])}
+
+
+SAMPLE_FORMATS: dict[str, type[PretrainImages]] = {"arniqa_pairs": ArniqaPairs}

@@ -1,0 +1,1 @@
+"""The shared evaluator: frozen features -> ridge probe (and, later, finetuning)."""

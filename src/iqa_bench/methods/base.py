@@ -1,0 +1,99 @@
+"""Shared LightningModule of every pretraining method.
+
+It owns the backbone, the distortion sampler, optimiser/scheduler construction from config, the per-step seeded
+generator used for distortions, and the feature API used by the evaluator. A method subclass adds its heads,
+`prepare_batch` (distort the uint8 crops on the batch's device) and `training_step` (its loss from `losses/`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from iqa_bench.losses.distributed import world_info
+from iqa_bench.methods.optim import build_optimizer, build_scheduler
+from iqa_bench.models.backbones import Backbone
+
+
+def to_plain(cfg: Any) -> Any:
+    """DictConfig/ListConfig -> plain dict/list (resolved); anything else unchanged."""
+    if isinstance(cfg, DictConfig) or OmegaConf.is_list(cfg):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
+
+
+class PretrainMethod(L.LightningModule):
+    """Base class. Subclasses set `sample_format` (which pretraining sample the datamodule must yield).
+
+    Args:
+        backbone: kwargs of `Backbone` (name, pretrained, weights, widths, channels_last).
+        distortion: config of the distortion sampler (`_target_` + kwargs), instantiated with Hydra.
+        optimizer: kwargs of `optim.build_optimizer` (name, lr, weight_decay, momentum, betas).
+        scheduler: kwargs of `optim.build_scheduler` (name, total_steps, warmup_steps, ...) or None.
+        seed: base seed of the per-step distortion generator.
+    """
+
+    sample_format: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        backbone: dict,
+        distortion: dict,
+        optimizer: dict,
+        scheduler: dict | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.backbone_cfg = to_plain(backbone)
+        self.distortion_cfg = to_plain(distortion)
+        self.optimizer_cfg = to_plain(optimizer)
+        self.scheduler_cfg = to_plain(scheduler)
+        self.seed = int(seed)
+        self.backbone = Backbone(**self.backbone_cfg)
+        self.sampler = instantiate(self.distortion_cfg)
+
+    # -- feature API (used by the evaluator for every method) -----------------------------------------------------
+    @property
+    def feature_dim(self) -> int:
+        """Dimension D of `features`."""
+        return self.backbone.feature_dim
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Frozen-evaluation features: float images `(B, 3, H, W)` in [0, 1] -> L2-normalised `(B, D)`."""
+        return F.normalize(self.backbone(images).float(), dim=1)
+
+    # -- distortions on the batch's device -----------------------------------------------------------------------
+    def step_generator(self, device: torch.device) -> torch.Generator:
+        """A generator on `device` seeded by (seed, global_step, rank): distortions are reproducible and a resumed
+        run draws exactly what an uninterrupted one would."""
+        rank, _ = world_info()
+        seed = (self.seed * 1_000_003 + int(self.global_step) * 7_919 + rank * 104_729) % (2**63 - 1)
+        return torch.Generator(device=device).manual_seed(seed)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self._trainer is not None and self.trainer.training:
+            batch = self.prepare_batch(batch, self.step_generator(self.device))
+        return batch
+
+    def prepare_batch(self, batch: Any, generator: torch.Generator) -> Any:
+        """Turn the uint8 batch into distorted float views (method-specific)."""
+        raise NotImplementedError
+
+    # -- optimisation ------------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = build_optimizer(params, **self.optimizer_cfg)
+        scheduler = build_scheduler(optimizer, **(self.scheduler_cfg or {"name": "none"}))
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def uint8_to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float32 [0, 1] (same shape, same device)."""
+    return x.float().div_(255.0)

@@ -1,0 +1,1 @@
+"""Backbones (timm + a tiny CPU CNN) and small heads."""

@@ -1,0 +1,101 @@
+"""`python -m iqa_bench.train method=arniqa`: pretrain a method, then evaluate it with the configured evaluator.
+
+Thin Hydra entry point: validate the config, seed, instantiate datamodule / method / trainer / loggers, fit, then
+probe the pretrained encoder (and the same encoder at its random initialisation) and write `results.csv` and
+`results.json` into the run directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from iqa_bench.errors import exit_on_user_error
+from iqa_bench.eval.results import result_rows, summary_table, write_results
+from iqa_bench.utils import resolvers
+from iqa_bench.utils.config_check import validate_config
+
+log = logging.getLogger(__name__)
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    """The run's output directory (Hydra's, or `paths.output_dir` when composed without Hydra's runtime)."""
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
+
+
+def build_eval_sets(cfg: DictConfig) -> dict[str, Any]:
+    """Instantiate every dataset under `data.eval` (a mapping name -> dataset config)."""
+    return {name: instantiate(ds_cfg) for name, ds_cfg in (cfg.data.get("eval") or {}).items()}
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run pretraining + evaluation for a composed config; returns {"run_dir", "rows", "checkpoint"}."""
+    validate_config(cfg)
+    run_dir = run_dir_of(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*too few batches.*|.*number of training batches.*")
+    torch.set_num_threads(cfg.get("num_threads") or torch.get_num_threads())
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    method = instantiate(cfg.method)
+    random_init = copy.deepcopy(method).eval() if cfg.evaluator.get("baseline_random_init", True) else None
+    datamodule = instantiate(cfg.data.pretrain, sample_format=method.sample_format)
+    eval_sets = build_eval_sets(cfg)  # fail on bad eval config before training starts
+
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    for lg in loggers:
+        if hasattr(lg, "log_hyperparams"):
+            lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    ckpt_path = cfg.get("ckpt_path")
+    trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    checkpoint = None
+    for cb in callbacks:
+        if isinstance(cb, L.pytorch.callbacks.ModelCheckpoint) and cb.last_model_path:
+            checkpoint = cb.last_model_path
+
+    evaluator = instantiate(cfg.evaluator)
+    encoders = {"pretrained": method.eval()}
+    if random_init is not None:
+        encoders["random_init"] = random_init.to(method.device)
+    rows = evaluator.run(encoders, eval_sets, device=method.device) if eval_sets else []
+    meta = {
+        "method": cfg.method_name,
+        "backbone": cfg.backbone.name,
+        "seed": cfg.seed,
+        "ckpt": "pretrained",
+        "checkpoint": checkpoint,
+        "run_dir": str(run_dir),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    rows = result_rows(rows, meta)
+    write_results(run_dir, rows, meta)
+    if rows:
+        print("\nProbe results (median over splits; ridge on frozen features):\n" + summary_table(rows), flush=True)
+    print(f"\nRun directory: {run_dir}", flush=True)
+    return {"run_dir": run_dir, "rows": rows, "checkpoint": checkpoint}
+
+
+@hydra.main(version_base="1.3", config_path=str(resolvers.CONF_DIR), config_name="train")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

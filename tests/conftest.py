@@ -1,0 +1,44 @@
+"""Shared fixtures: compose the Hydra config like `python -m iqa_bench.train` does, without a subprocess."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from iqa_bench.utils.resolvers import CONF_DIR, PROJECT_ROOT
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """compose_cfg(overrides, config_name="train") -> resolved-able config whose run dir is tmp_path/run.
+
+    The Hydra runtime node is set (as in a real run), so `${hydra:...}` interpolations resolve. Built-in data is
+    cached in the project's data/builtin (shared between tests, generated once)."""
+
+    def _compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+        run_dir = tmp_path / "run"
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(run_dir)
+            cfg.hydra.job.num = 0
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()
