@@ -65,11 +65,13 @@ def main() -> None:
 
     X, y = make_data(args.n, args.d, args.decay, args.seed)
     alphas = np.geomspace(1e-3, 1e3, args.alphas)
-    times = []
+    times, cpu = [], []
+    load_before = os.getloadavg()[0]
     for _ in range(args.repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = ridge_probe(X, y, None, n_splits=args.splits, alphas=alphas, seed=args.seed, solver=args.solver)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     out = {
         "n": args.n,
         "d": args.d,
@@ -80,6 +82,8 @@ def main() -> None:
         "solvers_used": sorted(set(res.solvers)),
         "seconds": min(times),
         "seconds_all": times,
+        "cpu_seconds_all": cpu,
+        "load_average_1min_before": load_before,
         "alpha": res.alpha,
         "summary": res.summary,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -89,7 +93,8 @@ def main() -> None:
         out["max_rel_dev_vs_exact"] = check_against_exact(X, y, alphas)
     print(
         f"ridge_probe N={args.n} D={args.d} splits={args.splits} alphas={args.alphas} decay={args.decay}: "
-        f"{min(times):.2f} s (solver {out['solvers_used']}), alpha={res.alpha:.4g}, "
+        f"{min(times):.2f} s wall (best of {args.repeat}; CPU {min(cpu):.1f} s; load avg {load_before:.1f}) "
+        f"(solver {out['solvers_used']}), alpha={res.alpha:.4g}, "
         f"test SRCC median {res.summary['srcc']:.4f} (IQR {res.summary['srcc_iqr']:.4f})"
     )
     if args.check:

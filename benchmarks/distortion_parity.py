@@ -131,7 +131,9 @@ def build_report(ref: Reference, seeds: int) -> tuple[str, int, int]:
         crit, meas, p = _fmt(r)
         n_total += 1
         n_pass += r.passed
-        comp_rows.append(f"| c{i} | {r.name} | {crit} | {meas} | {p} | {'pass' if r.passed else '**FAIL**'} |")
+        comp_rows.append(
+            f"| c{i} | {r.name} | {crit} | {meas} | {p} | {'pass' if r.passed else '**FAIL**'} |"
+        )
     lines += [
         f"**Summary: {n_pass}/{n_total} checks pass** (120 op x level, 9 level orderings, 6 compositions).",
         "",

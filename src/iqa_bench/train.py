@@ -17,13 +17,13 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from iqa_bench.errors import exit_on_user_error
 from iqa_bench.eval.results import result_rows, summary_table, write_results
 from iqa_bench.utils import resolvers
 from iqa_bench.utils.config_check import validate_config
+from iqa_bench.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*too few batches.*|.*number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     torch.set_num_threads(cfg.get("num_threads") or torch.get_num_threads())
+    torch.set_flush_denormal(True)  # denormal floats make CPU convolutions orders of magnitude slower
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     method = instantiate(cfg.method)
@@ -86,7 +89,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     rows = result_rows(rows, meta)
     write_results(run_dir, rows, meta)
     if rows:
-        print("\nProbe results (median over splits; ridge on frozen features):\n" + summary_table(rows), flush=True)
+        print(
+            "\nProbe results (median over splits; ridge on frozen features):\n" + summary_table(rows),
+            flush=True,
+        )
     print(f"\nRun directory: {run_dir}", flush=True)
     return {"run_dir": run_dir, "rows": rows, "checkpoint": checkpoint}
 

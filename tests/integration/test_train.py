@@ -60,9 +60,18 @@ def test_short_run_changes_weights_and_checkpoint_reloads(compose_cfg):
 def test_cli_run_dir_override(tmp_path):
     run_dir = tmp_path / "cli_run"
     res = subprocess.run(
-        [sys.executable, "-m", "iqa_bench.train", "experiment=smoke", "trainer.fast_dev_run=true",
-         f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "iqa_bench.train",
+            "experiment=smoke",
+            "trainer.fast_dev_run=true",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert (run_dir / "results.csv").is_file() and (run_dir / "results.json").is_file()

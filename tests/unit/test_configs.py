@@ -8,11 +8,11 @@ import sys
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from iqa_bench.errors import ConfigError, UserError
 from iqa_bench.train import build_eval_sets
 from iqa_bench.utils.config_check import validate_config
+from iqa_bench.utils.instantiate import instantiate
 from iqa_bench.utils.resolvers import CONF_DIR, PROJECT_ROOT
 
 
@@ -20,8 +20,18 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-GROUPS = ["method", "backbone", "distortion", "data/pretrain", "data/eval", "evaluator", "trainer", "callbacks",
-          "logger", "experiment"]
+GROUPS = [
+    "method",
+    "backbone",
+    "distortion",
+    "data/pretrain",
+    "data/eval",
+    "evaluator",
+    "trainer",
+    "callbacks",
+    "logger",
+    "experiment",
+]
 
 
 def test_every_group_has_options():
@@ -33,7 +43,9 @@ def test_every_group_has_options():
 def test_each_option_composes_and_instantiates(compose_cfg, group, option):
     overrides = [f"{group}={option}"]
     if group == "experiment":
-        overrides.append("backbone.pretrained=false")  # paper settings ask for ImageNet weights (offline here)
+        overrides.append(
+            "backbone.pretrained=false"
+        )  # paper settings ask for ImageNet weights (offline here)
     if not torch.cuda.is_available():
         overrides.append("trainer.accelerator=cpu")  # GPU trainer options instantiate on CPU-only machines
         overrides.append("trainer.precision=32-true")
@@ -64,7 +76,17 @@ def test_each_option_composes_and_instantiates(compose_cfg, group, option):
 
 def test_resolved_config_has_every_top_level_key(compose_cfg):
     cfg = compose_cfg([])
-    for key in ["method", "backbone", "distortion", "data", "evaluator", "trainer", "logger", "paths", "seed"]:
+    for key in [
+        "method",
+        "backbone",
+        "distortion",
+        "data",
+        "evaluator",
+        "trainer",
+        "logger",
+        "paths",
+        "seed",
+    ]:
         assert key in cfg, key
     assert cfg.method._target_.endswith("ARNIQA")
     assert list(cfg.data.eval) == ["builtin_synthetic"]
@@ -89,8 +111,13 @@ def test_bad_values_name_the_key(compose_cfg, override, key):
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "iqa_bench.train", *args], capture_output=True, text=True,
-                          cwd=PROJECT_ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "iqa_bench.train", *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
 
 
 def test_cli_prints_resolved_config():

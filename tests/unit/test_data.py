@@ -27,7 +27,7 @@ def images(tmp_path):
     out["gray"] = _save(tmp_path / "gray.png", rgb[..., 0])
     rgba = np.concatenate([rgb, np.full((40, 50, 1), 0, np.uint8)], axis=2)
     out["rgba"] = _save(tmp_path / "rgba.png", rgba)
-    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(tmp_path / "g16.png")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(tmp_path / "g16.png")
     out["g16"] = tmp_path / "g16.png"
     Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
     out["cmyk"] = tmp_path / "cmyk.jpg"

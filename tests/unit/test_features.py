@@ -46,8 +46,9 @@ def test_whole_image_two_scales_in_order():
 
 def test_five_crops_rows_per_item():
     items = _items()
-    feats, ids = extract_features({"a": MeanEncoder(), "b": MeanEncoder()}, ListSet(items), scales=(1.0,),
-                                  crop_size=24, batch_size=2)
+    feats, ids = extract_features(
+        {"a": MeanEncoder(), "b": MeanEncoder()}, ListSet(items), scales=(1.0,), crop_size=24, batch_size=2
+    )
     assert feats["a"].shape == (25, 4) and np.array_equal(feats["a"], feats["b"])
     assert ids.tolist() == sorted(ids.tolist()) and np.bincount(ids).tolist() == [5] * 5
     x = items[0].float()[None] / 255

@@ -40,7 +40,9 @@ class PretrainDataModule(L.LightningDataModule):
         if num_workers < 0:
             raise ConfigError(f"data.pretrain.num_workers must be >= 0, got {num_workers}")
         if sample_format not in SAMPLE_FORMATS:
-            raise ConfigError(f"data.pretrain.sample_format: unknown {sample_format!r}; known: {sorted(SAMPLE_FORMATS)}")
+            raise ConfigError(
+                f"data.pretrain.sample_format: unknown {sample_format!r}; known: {sorted(SAMPLE_FORMATS)}"
+            )
         self.images = images
         self.crop_size = crop_size
         self.batch_size = batch_size

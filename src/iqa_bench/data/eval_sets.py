@@ -74,7 +74,9 @@ class BuiltinSyntheticEval(EvalSet):
 
         unknown = [d for d in distortions if d not in bank.names()]
         if unknown:
-            raise ConfigError(f"data.eval.{name}.distortions: unknown distortion(s) {unknown}; known: {bank.names()}")
+            raise ConfigError(
+                f"data.eval.{name}.distortions: unknown distortion(s) {unknown}; known: {bank.names()}"
+            )
         if not distortions:
             raise ConfigError(f"data.eval.{name}.distortions: must name at least one distortion")
         bad = [lv for lv in levels if not 1 <= int(lv) <= 5]
@@ -84,14 +86,19 @@ class BuiltinSyntheticEval(EvalSet):
         self.levels = [int(lv) for lv in levels]
         self.seed = int(seed)
         if not 176 <= int(long_side) <= 384:
-            raise ConfigError(f"data.eval.{name}.long_side must be in 176..384 (MS-SSIM needs >= 161 px), got {long_side}")
+            raise ConfigError(
+                f"data.eval.{name}.long_side must be in 176..384 (MS-SSIM needs >= 161 px), got {long_side}"
+            )
         self.long_side = int(long_side)
         self._refs_cache: list[torch.Tensor] | None = None
         n_refs = len(kodak_paths())
         per_ref = len(self.distortions) * len(self.levels)
         refs = np.repeat(np.arange(n_refs), per_ref)
         labels = [
-            f"kodim{r + 1:02d}_{d}_L{lv}" for r in range(n_refs) for d in self.distortions for lv in self.levels
+            f"kodim{r + 1:02d}_{d}_L{lv}"
+            for r in range(n_refs)
+            for d in self.distortions
+            for lv in self.levels
         ]
         key = config_hash([BUILTIN_VERSION, self.distortions, self.levels, self.seed, self.long_side])
         self.cache_file = Path(cache_dir) / f"eval-{key}" / "scores.csv"

@@ -17,7 +17,7 @@ def _gaussian_1d(size: int, sigma: float, device: torch.device) -> torch.Tensor:
 def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Separable 'valid' Gaussian filtering of `(..., H, W)` (strided windows @ taps: faster than conv2d on CPU)."""
     x = x.unfold(-1, g.numel(), 1) @ g  # along W
-    return (x.unfold(-2, g.numel(), 1) @ g)  # along H
+    return x.unfold(-2, g.numel(), 1) @ g  # along H
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:

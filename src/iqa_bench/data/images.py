@@ -46,11 +46,19 @@ def decode_image(path: str | Path, min_side: int = MIN_SIDE) -> torch.Tensor:
                 rgb = _to_rgb8(im)
     except BadImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         raise BadImageError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
     if min(rgb.shape[:2]) < min_side:
-        raise BadImageError(f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]}, smaller than {min_side} px on a side")
+        raise BadImageError(
+            f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]}, smaller than {min_side} px on a side"
+        )
     return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
 
 

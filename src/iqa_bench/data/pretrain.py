@@ -45,11 +45,15 @@ class PretrainImages(Dataset):
                     return index, ensure_min_side(decode_image(self.paths[index]), 2 * self.crop_size)
                 except BadImageError as exc:
                     self.bad.add(index)
-                    log.warning("skipping unusable pretraining image (%d skipped so far): %s", len(self.bad), exc)
+                    log.warning(
+                        "skipping unusable pretraining image (%d skipped so far): %s", len(self.bad), exc
+                    )
             if len(self.bad) >= len(self.paths):
                 break
             index = int(torch.randint(0, len(self.paths), (1,)))
-        raise UserError(f"no readable pretraining image: {len(self.bad)} of {len(self.paths)} files are unusable")
+        raise UserError(
+            f"no readable pretraining image: {len(self.bad)} of {len(self.paths)} files are unusable"
+        )
 
 
 class ArniqaPairs(PretrainImages):

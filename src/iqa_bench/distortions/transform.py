@@ -20,6 +20,8 @@ _RANGE_TOL = 1e-3
 # mmap threshold, so every intermediate is a fresh page-faulting mapping and falls out of cache; chunks of
 # 8 (4.8 MB) are 2-8x faster. Chunks are a cache-blocking device: each chunk is still processed vectorised.
 CPU_CHUNK = 8
+# Ops dominated by a sequential loop over small steps rather than by full-image intermediates prefer big chunks.
+_CPU_CHUNK_BY_OP = {"noneccpatch": 64}
 # (24, 5) float64 parameter table, row = type id, column = level - 1
 _PARAMS = torch.tensor([s.levels for s in _SPECS], dtype=torch.float64)
 
@@ -62,21 +64,27 @@ def _run(type_index: int, x: Tensor, levels: Tensor, generator: torch.Generator 
     """Op ``type_index`` on float32 ``x (b,3,H,W)`` with CPU ``levels (b,)`` in 1..5, clipped to [0,1]."""
     spec = _SPECS[type_index]
     params = _PARAMS[type_index, levels - 1].to(device=x.device, dtype=torch.float32)
-    if x.device.type != "cpu" or x.shape[0] <= CPU_CHUNK:
+    step = _chunk(type_index, x)
+    if x.shape[0] <= step:
         return spec.fn(x, params, generator).clamp_(0.0, 1.0)
     out = torch.empty_like(x)
-    for i in range(0, x.shape[0], CPU_CHUNK):
-        out[i : i + CPU_CHUNK] = spec.fn(x[i : i + CPU_CHUNK], params[i : i + CPU_CHUNK], generator).clamp_(
-            0.0, 1.0
-        )
+    for i in range(0, x.shape[0], step):
+        out[i : i + step] = spec.fn(x[i : i + step], params[i : i + step], generator).clamp_(0.0, 1.0)
     return out
+
+
+def _chunk(type_index: int, x: Tensor) -> int:
+    """Images per op call: the whole batch off the CPU, else ``CPU_CHUNK`` (or the op's override)."""
+    if x.device.type != "cpu":
+        return max(1, x.shape[0])
+    return _CPU_CHUNK_BY_OP.get(_SPECS[type_index].name, CPU_CHUNK)
 
 
 def _run_inplace(
     x: Tensor, rows: Tensor, type_index: int, levels: Tensor, generator: torch.Generator | None
 ) -> None:
     """Replace ``x[rows]`` by op ``type_index`` applied at CPU ``levels`` (one per row), chunked on the CPU."""
-    step = CPU_CHUNK if x.device.type == "cpu" else max(1, rows.numel())
+    step = _chunk(type_index, x)
     for i in range(0, rows.numel(), step):
         idx = rows[i : i + step].to(x.device)
         x.index_copy_(0, idx, _run(type_index, x.index_select(0, idx), levels[i : i + step], generator))

@@ -31,7 +31,13 @@ def rescale(x: torch.Tensor, scale: float) -> torch.Tensor:
 
 def five_crop_boxes(h: int, w: int, size: int) -> list[tuple[int, int]]:
     """Top-left corners of ARNIQA's 5 crops: centre (top = H//2 - size//2), then the 4 corners."""
-    return [(h // 2 - size // 2, w // 2 - size // 2), (0, 0), (0, w - size), (h - size, 0), (h - size, w - size)]
+    return [
+        (h // 2 - size // 2, w // 2 - size // 2),
+        (0, 0),
+        (0, w - size),
+        (h - size, 0),
+        (h - size, w - size),
+    ]
 
 
 def crop_views(x: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -43,7 +49,7 @@ def crop_views(x: torch.Tensor, size: int | None) -> torch.Tensor:
     if h < size or w < size:
         x = F.pad(x, (0, max(0, size - w), 0, max(0, size - h)))
         h, w = x.shape[-2:]
-    return torch.stack([x[..., t : t + size, l : l + size] for t, l in five_crop_boxes(h, w, size)], dim=1)
+    return torch.stack([x[..., t : t + size, c : c + size] for t, c in five_crop_boxes(h, w, size)], dim=1)
 
 
 def _collate_list(batch: list[torch.Tensor]) -> list[torch.Tensor]:

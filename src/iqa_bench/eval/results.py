@@ -13,9 +13,23 @@ from typing import Any
 from iqa_bench.utils.atomic import atomic_write_json, atomic_write_text
 
 RESULT_COLUMNS = (
-    "method", "backbone", "ckpt", "seed", "dataset", "split",
-    "srcc", "plcc", "plcc_logistic", "krcc", "alpha",
-    "srcc_iqr", "plcc_iqr", "krcc_iqr", "n_train", "n_val", "n_test",
+    "method",
+    "backbone",
+    "ckpt",
+    "seed",
+    "dataset",
+    "split",
+    "srcc",
+    "plcc",
+    "plcc_logistic",
+    "krcc",
+    "alpha",
+    "srcc_iqr",
+    "plcc_iqr",
+    "krcc_iqr",
+    "n_train",
+    "n_val",
+    "n_test",
 )
 
 

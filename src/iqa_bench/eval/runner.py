@@ -48,11 +48,20 @@ class RidgeEvaluator:
 
     def __post_init__(self) -> None:
         checks = [
-            ("evaluator.scales", len(self.scales) > 0 and all(s > 0 for s in self.scales), "positive numbers"),
+            (
+                "evaluator.scales",
+                len(self.scales) > 0 and all(s > 0 for s in self.scales),
+                "positive numbers",
+            ),
             ("evaluator.crop_size", self.crop_size is None or self.crop_size >= 16, "null or >= 16"),
             ("evaluator.n_splits", self.n_splits >= 1, ">= 1"),
-            ("evaluator.ratios", len(self.ratios) == 3 and all(r > 0 for r in self.ratios)
-             and abs(sum(self.ratios) - 1) < 1e-6, "three positive fractions summing to 1"),
+            (
+                "evaluator.ratios",
+                len(self.ratios) == 3
+                and all(r > 0 for r in self.ratios)
+                and abs(sum(self.ratios) - 1) < 1e-6,
+                "three positive fractions summing to 1",
+            ),
             ("evaluator.alpha_min", 0 < self.alpha_min <= self.alpha_max, "0 < alpha_min <= alpha_max"),
             ("evaluator.num_alphas", self.num_alphas >= 1, ">= 1"),
             ("evaluator.batch_size", self.batch_size >= 1, ">= 1"),
@@ -84,8 +93,16 @@ class RidgeEvaluator:
             groups = ds.refs[item_ids] if ds.refs is not None else None
             ids = item_ids if self.crop_size is not None else None
             for enc_name, x in feats.items():
-                res = ridge_probe(x, scores, groups, n_splits=self.n_splits, ratios=tuple(self.ratios),
-                                  alphas=self.alphas, seed=self.seed, item_ids=ids)
+                res = ridge_probe(
+                    x,
+                    scores,
+                    groups,
+                    n_splits=self.n_splits,
+                    ratios=tuple(self.ratios),
+                    alphas=self.alphas,
+                    seed=self.seed,
+                    item_ids=ids,
+                )
                 self.results[(enc_name, ds_name)] = res
                 for split_row in res.per_split:
                     rows.append({"encoder": enc_name, "dataset": ds_name, **split_row})

@@ -12,12 +12,12 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from iqa_bench.losses.distributed import world_info
 from iqa_bench.methods.optim import build_optimizer, build_scheduler
 from iqa_bench.models.backbones import Backbone
+from iqa_bench.utils.instantiate import instantiate
 
 
 def to_plain(cfg: Any) -> Any:

@@ -15,9 +15,14 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("none", "cosine", "cosine_restarts")
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], name: str = "adamw", lr: float = 1e-3,
-                    weight_decay: float = 0.0, momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999),
-                    ) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter],
+    name: str = "adamw",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.Optimizer:
     """`name` in OPTIMIZERS; `momentum` is used by SGD only, `betas` by Adam/AdamW only."""
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
@@ -28,8 +33,15 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], name: str = "adamw", l
     raise ConfigError(f"method.optimizer.name must be one of {OPTIMIZERS}, got {name!r}")
 
 
-def lr_factor(step: int, name: str, total_steps: int, warmup_steps: int, min_factor: float,
-              restart_period: int, restart_mult: float) -> float:
+def lr_factor(
+    step: int,
+    name: str,
+    total_steps: int,
+    warmup_steps: int,
+    min_factor: float,
+    restart_period: int,
+    restart_mult: float,
+) -> float:
     """Multiplier of the base LR at optimizer step `step` (0-based).
 
     cosine: linear warm-up for `warmup_steps`, then cosine from 1 to `min_factor` at `total_steps`.
@@ -53,16 +65,24 @@ def lr_factor(step: int, name: str, total_steps: int, warmup_steps: int, min_fac
     raise ConfigError(f"method.scheduler.name must be one of {SCHEDULES}, got {name!r}")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, name: str = "cosine", total_steps: int = 1000,
-                    warmup_steps: int = 0, min_lr_factor: float = 0.01, restart_period: int = 1000,
-                    restart_mult: float = 2.0) -> dict[str, Any] | None:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    name: str = "cosine",
+    total_steps: int = 1000,
+    warmup_steps: int = 0,
+    min_lr_factor: float = 0.01,
+    restart_period: int = 1000,
+    restart_mult: float = 2.0,
+) -> dict[str, Any] | None:
     """A Lightning lr_scheduler dict stepping every iteration, or None for `name='none'` without warm-up."""
     if name not in SCHEDULES:
         raise ConfigError(f"method.scheduler.name must be one of {SCHEDULES}, got {name!r}")
     if name == "none" and warmup_steps <= 0:
         return None
     if name == "cosine" and total_steps <= 0:
-        raise ConfigError(f"method.scheduler.total_steps must be > 0 for a cosine schedule, got {total_steps}")
+        raise ConfigError(
+            f"method.scheduler.total_steps must be > 0 for a cosine schedule, got {total_steps}"
+        )
     if name == "cosine_restarts" and restart_period <= 0:
         raise ConfigError(f"method.scheduler.restart_period must be > 0, got {restart_period}")
     sched = torch.optim.lr_scheduler.LambdaLR(

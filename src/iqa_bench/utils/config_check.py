@@ -27,7 +27,11 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.pretrain.crop_size", lambda v: _is_int(v) and v >= 16, "an integer >= 16"),
     ("data.pretrain.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     ("trainer.max_steps", lambda v: _is_int(v) and (v == -1 or v > 0), "-1 or an integer > 0"),
-    ("trainer.max_epochs", lambda v: v is None or (_is_int(v) and (v == -1 or v > 0)), "null, -1 or an integer > 0"),
+    (
+        "trainer.max_epochs",
+        lambda v: v is None or (_is_int(v) and (v == -1 or v > 0)),
+        "null, -1 or an integer > 0",
+    ),
     ("method.temperature", lambda v: _num(v) and v > 0, "a number > 0"),
     ("method.optimizer.lr", lambda v: _num(v) and v > 0, "a number > 0"),
     ("method.optimizer.weight_decay", lambda v: _num(v) and v >= 0, "a number >= 0"),

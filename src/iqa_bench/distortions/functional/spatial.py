@@ -41,7 +41,9 @@ def jitter(x: Tensor, amount: Tensor, generator: torch.Generator | None = None) 
     scale = _pixel_to_grid_scale(h, w, dev)
     rows = torch.arange(h, device=dev).view(1, h, 1)
     cols = torch.arange(w, device=dev).view(1, 1, w)
-    base = torch.stack(torch.meshgrid(torch.arange(w, device=dev), torch.arange(h, device=dev), indexing="xy"), -1)
+    base = torch.stack(
+        torch.meshgrid(torch.arange(w, device=dev), torch.arange(h, device=dev), indexing="xy"), -1
+    )
     base = base.to(x.dtype) * scale - 1  # (H,W,2) identity grid: (col, row) in [-1, 1]
     y = x
     for _ in range(JITTER_ITERATIONS):
@@ -54,7 +56,9 @@ def jitter(x: Tensor, amount: Tensor, generator: torch.Generator | None = None) 
             r_i = (rows + o).clamp(0, h - 1)
             c_i = (cols - o).clamp(0, w - 1)
             flat = (r_i * w + c_i).view(b, 1, h * w).expand(b, 2, h * w)
-            shift = shift.flatten(2).gather(2, flat).view(b, 2, h, w)  # field read at the (clamped) base pixel
+            shift = (
+                shift.flatten(2).gather(2, flat).view(b, 2, h, w)
+            )  # field read at the (clamped) base pixel
             moved = torch.stack([-off, off], dim=1).to(x.dtype).view(b, 1, 1, 2) * scale
             grid = base + moved - shift.permute(0, 2, 3, 1) * scale
         else:
