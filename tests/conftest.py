@@ -26,7 +26,8 @@ SHARED = PROJECT_ROOT.parent / "shared"
 def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """compose_cfg(overrides, config_name="train") -> resolved-able config whose run dir is tmp_path/run.
 
-    The Hydra runtime node is set (as in a real run), so `${hydra:...}` interpolations resolve. Built-in data is
+    The Hydra runtime node is set (as in a real run), so `${hydra:...}` interpolations resolve; the run dir is
+    tmp_path/run unless an override sets `hydra.run.dir`. Built-in data is
     cached in the project's data/builtin (shared between tests, generated once)."""
 
     def _compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
@@ -34,6 +35,9 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
         run_dir = tmp_path / "run"
+        for o in overrides:  # an explicit hydra.run.dir wins, as on the command line
+            if o.startswith("hydra.run.dir="):
+                run_dir = Path(o.split("=", 1)[1])
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(run_dir)
             cfg.hydra.job.num = 0

@@ -8,6 +8,7 @@ probe the pretrained encoder (and the same encoder at its random initialisation)
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from iqa_bench.errors import exit_on_user_error
+from iqa_bench.errors import ConfigError, exit_on_user_error
 from iqa_bench.eval.results import result_rows, summary_table, write_results
 from iqa_bench.utils import resolvers
 from iqa_bench.utils.config_check import validate_config
@@ -40,15 +41,67 @@ def build_eval_sets(cfg: DictConfig) -> dict[str, Any]:
     return {name: instantiate(ds_cfg) for name, ds_cfg in (cfg.data.get("eval") or {}).items()}
 
 
+def is_multirun() -> bool:
+    """True inside a Hydra multirun job."""
+    return HydraConfig.initialized() and str(HydraConfig.get().mode) == "RunMode.MULTIRUN"
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint to resume from: `ckpt_path` if set (must exist), else `run_dir/checkpoints/last.ckpt` when
+    `resume` is true and a previous (killed or finished) run left one there."""
+    if cfg.get("ckpt_path"):
+        path = Path(cfg.ckpt_path)
+        if not path.is_file():
+            raise ConfigError(f"ckpt_path: no checkpoint file at {path}")
+        return str(path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if cfg.get("resume", True) and last.is_file():
+        return str(last)
+    return None
+
+
+def stored_results(run_dir: Path) -> dict[str, Any] | None:
+    """The finished run in `run_dir` (results.json written by a previous job), or None."""
+    path = run_dir / "results.json"
+    if not (run_dir / "results.csv").is_file() or not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: run the job again (results are written atomically, so this is rare)
+    return {
+        "run_dir": run_dir,
+        "rows": payload.get("rows", []),
+        "checkpoint": payload["meta"].get("checkpoint"),
+    }
+
+
+def keep_previous_metrics(run_dir: Path) -> None:
+    """Lightning's CSV logger deletes an existing metrics.csv; keep the killed run's as metrics.<n>.csv."""
+    old = run_dir / "metrics.csv"
+    if old.is_file():
+        n = 1
+        while (run_dir / f"metrics.{n}.csv").exists():
+            n += 1
+        old.rename(run_dir / f"metrics.{n}.csv")
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run pretraining + evaluation for a composed config; returns {"run_dir", "rows", "checkpoint"}."""
     validate_config(cfg)
     run_dir = run_dir_of(cfg)
+    if cfg.get("skip_existing", True) and is_multirun() and (done := stored_results(run_dir)) is not None:
+        print(f"Skipping {run_dir}: results.csv already exists (skip_existing=true)", flush=True)
+        return done
     run_dir.mkdir(parents=True, exist_ok=True)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*too few batches.*|.*number of training batches.*")
     warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # our sampler resumes mid-epoch exactly (data/sampling.py), which Lightning cannot know
+    warnings.filterwarnings(
+        "ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*"
+    )
     torch.set_num_threads(cfg.get("num_threads") or torch.get_num_threads())
     torch.set_flush_denormal(True)  # denormal floats make CPU convolutions orders of magnitude slower
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -56,6 +109,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     method = instantiate(cfg.method)
     random_init = copy.deepcopy(method).eval() if cfg.evaluator.get("baseline_random_init", True) else None
     datamodule = instantiate(cfg.data.pretrain, sample_format=method.sample_format)
+    ckpt_path = resume_checkpoint(cfg, run_dir)
     eval_sets = build_eval_sets(cfg)  # fail on bad eval config before training starts
 
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
@@ -64,7 +118,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if hasattr(lg, "log_hyperparams"):
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
-    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path:
+        print(f"Resuming from {ckpt_path}", flush=True)
+        keep_previous_metrics(run_dir)
     trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
 
     checkpoint = None

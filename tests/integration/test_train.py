@@ -51,7 +51,7 @@ def test_short_run_changes_weights_and_checkpoint_reloads(compose_cfg):
     module = ARNIQA.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     f = module.features(x)
-    assert f.shape == (2, 128)
+    assert f.shape == (2, module.feature_dim) == (2, 240)
     metrics = list(csv.DictReader((out["run_dir"] / "metrics.csv").open()))
     losses = [float(r["train/loss"]) for r in metrics if r.get("train/loss")]
     assert losses and all(math.isfinite(v) for v in losses)

@@ -9,6 +9,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from iqa_bench.data.pretrain import SAMPLE_FORMATS, PretrainImages
+from iqa_bench.data.sampling import SeededItems, StepSeededSampler
 from iqa_bench.errors import ConfigError
 
 
@@ -22,6 +23,8 @@ class PretrainDataModule(L.LightningDataModule):
         batch_size: samples per batch (per process).
         num_workers, pin_memory, persistent_workers: DataLoader settings.
         sample_format: which sample the method needs (set by the method; e.g. "arniqa_pairs").
+        seed: seed of the sample order and of every sample's random crops (see `data/sampling.py`: a resumed
+            run draws exactly the batches an uninterrupted one would).
     """
 
     def __init__(
@@ -33,6 +36,7 @@ class PretrainDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         sample_format: str = "arniqa_pairs",
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if batch_size <= 0:
@@ -50,6 +54,7 @@ class PretrainDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
         self.sample_format = sample_format
+        self.seed = int(seed)
         self.dataset: PretrainImages | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -57,13 +62,18 @@ class PretrainDataModule(L.LightningDataModule):
             paths = list(self.images())
             self.dataset = SAMPLE_FORMATS[self.sample_format](paths, self.crop_size)
 
+    def _global_step(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.global_step) if trainer is not None else 0
+
     def train_dataloader(self) -> DataLoader:
         assert self.dataset is not None, "call setup() first"
+        sampler = StepSeededSampler(len(self.dataset), self.batch_size, self.seed, self._global_step)
         return DataLoader(
-            self.dataset,
+            SeededItems(self.dataset),
             batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=len(self.dataset) >= self.batch_size,
+            sampler=sampler,
+            drop_last=True,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,

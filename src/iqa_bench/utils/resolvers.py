@@ -16,12 +16,28 @@ def _wandb_offline() -> bool:
     return os.environ.get("WANDB_MODE", "offline").lower() not in ("online", "run")
 
 
+def run_name(override_dirname: str) -> str:
+    """Folder name of a run from Hydra's `job.override_dirname` ("method=arniqa,seed=1"): "default" when there
+    are no overrides; '/' and other unsafe characters replaced; long names shortened with a hash suffix. The same
+    command always maps to the same folder, which is what makes resume-after-kill and sweep skipping work."""
+    import hashlib
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9=,._+\-\[\]]", "_", override_dirname) or "default"
+    if len(name) > 120:
+        name = f"{name[:100]}-{hashlib.sha1(name.encode()).hexdigest()[:12]}"
+    return name
+
+
 def register() -> None:
-    """Register `${iqa_root:}` (the project root: the folder holding `conf/`) and `${wandb_offline:}`."""
+    """Register `${iqa_root:}` (the project root: the folder holding `conf/`), `${wandb_offline:}` and
+    `${run_name:<override_dirname>}`."""
     if not OmegaConf.has_resolver("iqa_root"):
         OmegaConf.register_new_resolver("iqa_root", lambda: str(PROJECT_ROOT))
     if not OmegaConf.has_resolver("wandb_offline"):
         OmegaConf.register_new_resolver("wandb_offline", _wandb_offline)
+    if not OmegaConf.has_resolver("run_name"):
+        OmegaConf.register_new_resolver("run_name", run_name)
 
 
 register()
