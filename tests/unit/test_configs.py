@@ -39,6 +39,23 @@ def test_every_group_has_options():
         assert options(g), f"conf/{g} has no options"
 
 
+def _fake_user_images(tmp_path, option: str) -> str:
+    """A copy of the 24 Kodak photos in the layout of `data/pretrain=<option>`; returns the override to use it."""
+    import shutil
+
+    from iqa_bench.data.builtin import kodak_paths
+
+    if option == "kadis700":
+        folder, override = tmp_path / "kadis700k" / "ref_imgs", f"data.root={tmp_path}"
+    else:
+        folder = tmp_path / "photos" / "sub dir ü"  # nested, with a space and a non-ASCII name
+        override = f"data.pretrain.path={tmp_path / 'photos'}"
+    folder.mkdir(parents=True)
+    for p in kodak_paths():
+        shutil.copy(p, folder / p.name)
+    return override
+
+
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_each_option_composes_and_instantiates(compose_cfg, tmp_path, group, option):
     overrides = [f"{group}={option}"]
@@ -49,6 +66,8 @@ def test_each_option_composes_and_instantiates(compose_cfg, tmp_path, group, opt
     if not torch.cuda.is_available():
         overrides.append("trainer.accelerator=cpu")  # GPU trainer options instantiate on CPU-only machines
         overrides.append("trainer.precision=32-true")
+    if group == "data/pretrain" and option in ("folder", "kadis700"):
+        overrides.append(_fake_user_images(tmp_path, option))
     cfg = compose_cfg(overrides)
     validate_config(cfg)
     if group in ("method", "backbone", "distortion"):
@@ -57,7 +76,7 @@ def test_each_option_composes_and_instantiates(compose_cfg, tmp_path, group, opt
     elif group == "data/pretrain":
         dm = instantiate(cfg.data.pretrain, sample_format="arniqa_pairs")
         dm.setup()
-        assert len(dm.dataset) >= 64
+        assert len(dm.dataset) >= (24 if option in ("folder", "kadis700") else 64)
     elif group == "data/eval" and option == "builtin_synthetic":
         sets = build_eval_sets(cfg)
         assert option in sets and len(sets[option]) > 0

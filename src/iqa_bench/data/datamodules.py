@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from iqa_bench.data.pretrain import SAMPLE_FORMATS, PretrainImages
@@ -25,6 +26,8 @@ class PretrainDataModule(L.LightningDataModule):
         sample_format: which sample the method needs (set by the method; e.g. "arniqa_pairs").
         seed: seed of the sample order and of every sample's random crops (see `data/sampling.py`: a resumed
             run draws exactly the batches an uninterrupted one would).
+        path: the image folder of folder-based sources (`data/pretrain=folder`); the `images` callable reads it,
+            it is kept here so that `data.pretrain.path=DIR` is the one key a user sets.
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class PretrainDataModule(L.LightningDataModule):
         persistent_workers: bool = False,
         sample_format: str = "arniqa_pairs",
         seed: int = 0,
+        path: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0:
@@ -55,6 +59,7 @@ class PretrainDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.sample_format = sample_format
         self.seed = int(seed)
+        self.path = path
         self.dataset: PretrainImages | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -75,6 +80,6 @@ class PretrainDataModule(L.LightningDataModule):
             sampler=sampler,
             drop_last=True,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers,
         )

@@ -25,6 +25,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("seed", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     ("data.pretrain.batch_size", lambda v: _is_int(v) and v > 0, "an integer > 0"),
     ("data.pretrain.crop_size", lambda v: _is_int(v) and v >= 16, "an integer >= 16"),
+    ("data.pretrain.path", lambda v: v is None or (isinstance(v, str) and v != ""), "a folder path"),
     ("data.pretrain.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     ("trainer.max_steps", lambda v: _is_int(v) and (v == -1 or v > 0), "-1 or an integer > 0"),
     (
