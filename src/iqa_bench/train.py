@@ -86,6 +86,106 @@ def keep_previous_metrics(run_dir: Path) -> None:
         old.rename(run_dir / f"metrics.{n}.csv")
 
 
+def _fit_and_evaluate(
+    cfg: DictConfig,
+    run_dir: Path,
+    method: L.LightningModule,
+    random_init: L.LightningModule | None,
+    datamodule: L.LightningDataModule,
+    eval_sets: dict[str, Any],
+    loggers: list[Any],
+    ckpt_path: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Fit, evaluate (pretrained + random init), write and log the results. Returns (rows, last checkpoint)."""
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    for lg in loggers:
+        if hasattr(lg, "log_hyperparams"):
+            lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    if ckpt_path:
+        print(f"Resuming from {ckpt_path}", flush=True)
+        keep_previous_metrics(run_dir)
+    trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    checkpoint = save_final_checkpoint(trainer, callbacks)
+
+    evaluator = instantiate(cfg.evaluator)
+    encoders = {"pretrained": method.eval()}
+    if random_init is not None:
+        encoders["random_init"] = random_init.to(method.device)
+    rows = evaluator.run(encoders, eval_sets, device=method.device) if eval_sets else []
+    meta = {
+        "method": cfg.method_name,
+        "backbone": cfg.backbone.name,
+        "seed": cfg.seed,
+        "ckpt": "pretrained",
+        "checkpoint": checkpoint,
+        "run_dir": str(run_dir),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    rows = result_rows(rows, meta)
+    write_results(run_dir, rows, meta)
+    if rows:
+        print(
+            f"\nEvaluation ({cfg.evaluator._target_.rsplit('.', 1)[-1]}; median over splits):\n"
+            + summary_table(rows),
+            flush=True,
+        )
+    log_results(loggers, rows)
+    return rows, checkpoint
+
+
+def save_final_checkpoint(trainer: L.Trainer, callbacks: list[Any]) -> str | None:
+    """Write `last.ckpt` for the final weights (ModelCheckpoint's periodic `last.ckpt` may be older than the last
+    step), atomically; returns its path (None without a ModelCheckpoint callback)."""
+    for cb in callbacks:
+        if isinstance(cb, L.pytorch.callbacks.ModelCheckpoint) and cb.dirpath:
+            path = str(Path(cb.dirpath) / f"{cb.CHECKPOINT_NAME_LAST}{cb.FILE_EXTENSION}")
+            trainer.save_checkpoint(path)
+            cb.last_model_path = path
+            return path
+    return None
+
+
+def log_results(loggers: list[Any], rows: list[dict[str, Any]]) -> None:
+    """Median metrics of every (encoder, dataset) to each logger (`eval/<dataset>/<ckpt>/<metric>`); W&B also
+    gets the whole table."""
+    medians = [r for r in rows if r.get("split") == "median"]
+    metrics = {
+        f"eval/{r['dataset']}/{r['ckpt']}/{m}": float(r[m])
+        for r in medians
+        for m in ("srcc", "plcc", "krcc")
+        if r.get(m) is not None
+    }
+    for lg in loggers:
+        try:
+            if metrics:
+                lg.log_metrics(metrics)
+            if hasattr(lg, "log_table") and medians:
+                cols = ["method", "backbone", "ckpt", "dataset", "srcc", "plcc", "krcc", "alpha"]
+                lg.log_table(
+                    key="eval/results", columns=cols, data=[[r.get(c) for c in cols] for r in medians]
+                )
+            lg.save()
+        except Exception as exc:  # noqa: BLE001 - a logging backend must never lose the written results
+            log.warning("could not log results to %s: %s", type(lg).__name__, exc)
+
+
+def close_loggers(loggers: list[Any], failed: bool) -> None:
+    """Finish every logger's run, also when the job failed (a W&B run left open would swallow the next
+    multirun job's metrics)."""
+    for lg in loggers:
+        try:
+            lg.finalize("failed" if failed else "success")
+            if type(lg).__name__ == "WandbLogger":
+                import wandb
+
+                if wandb.run is not None:
+                    wandb.finish(exit_code=1 if failed else 0)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not close logger %s: %s", type(lg).__name__, exc)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run pretraining + evaluation for a composed config; returns {"run_dir", "rows", "checkpoint"}."""
     validate_config(cfg)
@@ -113,42 +213,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     eval_sets = build_eval_sets(cfg)  # fail on bad eval config before training starts
 
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    for lg in loggers:
-        if hasattr(lg, "log_hyperparams"):
-            lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
-    if ckpt_path:
-        print(f"Resuming from {ckpt_path}", flush=True)
-        keep_previous_metrics(run_dir)
-    trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
-
-    checkpoint = None
-    for cb in callbacks:
-        if isinstance(cb, L.pytorch.callbacks.ModelCheckpoint) and cb.last_model_path:
-            checkpoint = cb.last_model_path
-
-    evaluator = instantiate(cfg.evaluator)
-    encoders = {"pretrained": method.eval()}
-    if random_init is not None:
-        encoders["random_init"] = random_init.to(method.device)
-    rows = evaluator.run(encoders, eval_sets, device=method.device) if eval_sets else []
-    meta = {
-        "method": cfg.method_name,
-        "backbone": cfg.backbone.name,
-        "seed": cfg.seed,
-        "ckpt": "pretrained",
-        "checkpoint": checkpoint,
-        "run_dir": str(run_dir),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-    rows = result_rows(rows, meta)
-    write_results(run_dir, rows, meta)
-    if rows:
-        print(
-            "\nProbe results (median over splits; ridge on frozen features):\n" + summary_table(rows),
-            flush=True,
+    failed = True
+    try:
+        rows, checkpoint = _fit_and_evaluate(
+            cfg, run_dir, method, random_init, datamodule, eval_sets, loggers, ckpt_path
         )
+        failed = False
+    finally:
+        close_loggers(loggers, failed)
     print(f"\nRun directory: {run_dir}", flush=True)
     return {"run_dir": run_dir, "rows": rows, "checkpoint": checkpoint}
 

@@ -81,11 +81,50 @@ def test_cli_run_dir_override(tmp_path):
     assert f"Run directory: {run_dir}" in res.stdout
 
 
-def test_wandb_logger_offline(compose_cfg, monkeypatch):
+def test_many_loggers_sample_grids_and_closed_runs(compose_cfg, monkeypatch):
+    """logger=many: CSV + TensorBoard + offline W&B; a distorted-sample grid with labels every N steps; the
+    evaluation metrics reach the loggers; the W&B run is closed at the end."""
+    import wandb
+
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = compose_cfg(["experiment=smoke", "trainer.fast_dev_run=true", "logger=wandb"])
-    assert cfg.logger.wandb.offline is True and "csv" in cfg.logger
+    cfg = compose_cfg(["experiment=smoke", "logger=many", "callbacks.sample_grid.every_n_steps=2"])
+    assert cfg.logger.wandb.offline is True and {"csv", "tensorboard", "wandb"} <= set(cfg.logger)
     out = train(cfg)
-    runs = list((out["run_dir"] / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1, "W&B must write an offline run inside the run dir"
-    assert (out["run_dir"] / "results.csv").is_file()
+    run_dir = out["run_dir"]
+    assert wandb.run is None, "the W&B run must be finished"
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb")), (
+        "W&B must write an offline run inside the run dir"
+    )
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    grids = sorted((run_dir / "samples").glob("step*.png"))
+    assert [g.name for g in grids] == ["step000000.png", "step000002.png"]  # max_steps=3, every 2 steps
+    captions = json.loads(grids[0].with_suffix(".json").read_text())["captions"]
+    assert len(captions) == cfg.data.pretrain.batch_size
+    assert all(c == "pristine" or "@" in c for c in captions)
+    metrics = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    srcc = [
+        r["eval/builtin_synthetic/pretrained/srcc"]
+        for r in metrics
+        if r.get("eval/builtin_synthetic/pretrained/srcc")
+    ]
+    assert len(srcc) == 1 and -1 <= float(srcc[0]) <= 1
+
+
+def test_a_failing_job_still_closes_its_wandb_run(compose_cfg, monkeypatch):
+    import pytest
+    import wandb
+    from test_resume import Crash
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = compose_cfg(
+        [
+            "experiment=smoke",
+            "logger=wandb",
+            "+callbacks.crash._target_=test_resume.CrashAt",
+            "+callbacks.crash.step=1",
+        ]
+    )
+    with pytest.raises(Crash):
+        train(cfg)
+    assert wandb.run is None

@@ -24,7 +24,7 @@ from iqa_bench.utils.atomic import atomic_write_json, atomic_write_with
 
 log = logging.getLogger(__name__)
 
-BUILTIN_VERSION = 1
+BUILTIN_VERSION = 2
 
 # Colour photographs that ship inside the scikit-image wheel (never fetched from the network).
 SKIMAGE_PHOTOS = (

@@ -151,7 +151,7 @@ class BuiltinSyntheticEval(EvalSet):
             writer.writerow(["label", "ref", "distortion", "level", "mos"])
             for i, label in enumerate(labels):
                 ref, name, level = self.item_spec(i)
-                writer.writerow([label, ref, name, level, f"{scores[i]:.6f}"])
+                writer.writerow([label, ref, name, level, repr(float(scores[i]))])
         return scores
 
     def _compute_scores(self, n: int) -> np.ndarray:

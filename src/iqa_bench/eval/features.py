@@ -8,7 +8,7 @@ An *encoder* is anything with `features(images) -> (B, D)` taking float images i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -52,6 +52,18 @@ def crop_views(x: torch.Tensor, size: int | None) -> torch.Tensor:
     return torch.stack([x[..., t : t + size, c : c + size] for t, c in five_crop_boxes(h, w, size)], dim=1)
 
 
+def _progress(loader: DataLoader, progress: bool | str) -> Any:
+    """`loader` wrapped in a tqdm bar (on stderr) when `progress` is truthy and tqdm is importable."""
+    if not progress:
+        return loader
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with lightning
+        return loader
+    desc = progress if isinstance(progress, str) else "features"
+    return tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+
+
 def _collate_list(batch: list[torch.Tensor]) -> list[torch.Tensor]:
     return batch
 
@@ -65,18 +77,20 @@ def extract_features(
     batch_size: int = 32,
     num_workers: int = 0,
     device: str | torch.device = "cpu",
+    progress: bool | str = False,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Run every encoder over `dataset` (items: uint8 `(3, H, W)`, sizes may differ).
 
     For each scale the image is rescaled, then cut into views (`crop_views`); view k's features at all scales are
     concatenated. Returns ({encoder name: float32 `(N*K, D*len(scales))`}, item ids int64 `(N*K,)`), where K = 1
-    without crops and 5 with `crop_size`. Rows of one item are consecutive.
+    without crops and 5 with `crop_size`. Rows of one item are consecutive. Images are loaded one batch at a
+    time (only the features are kept). `progress`: show a tqdm bar (a string is its description).
     """
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate_list)
     out: dict[str, list[np.ndarray]] = {name: [] for name in encoders}
     ids: list[np.ndarray] = []
     start = 0
-    for items in loader:
+    for items in _progress(loader, progress):
         # group same-size images so each group is one batched forward; keep the original order in the output
         order = sorted(range(len(items)), key=lambda i: tuple(items[i].shape))
         per_item: dict[str, list[torch.Tensor | None]] = {name: [None] * len(items) for name in encoders}

@@ -28,7 +28,16 @@ from iqa_bench.eval.ridge import (
 )
 from iqa_bench.eval.splits import PARTS, make_splits
 
-__all__ = ["DEFAULT_ALPHAS", "ProbeResult", "cross_dataset", "fit_final_regressor", "ridge_probe"]
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "CrossResult",
+    "ProbeResult",
+    "cross_dataset",
+    "cross_dataset_fit",
+    "fit_final_regressor",
+    "ridge_probe",
+    "summarise_splits",
+]
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +241,19 @@ def _val_srcc(paths: SplitRidgePaths, s: int, items: _Items, val_items: np.ndarr
 
 
 # ---------------------------------------------------------------------------------------------- protocol
+def summarise_splits(per_split: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Median and IQR over splits of every metric in METRICS (nan splits left out), medians of the part sizes
+    and `n_splits`; the summary row of any split protocol (ridge probe, finetuning)."""
+    summary: dict[str, Any] = {}
+    for k in METRICS:
+        summary[k], summary[f"{k}_iqr"] = _robust_median([r[k] for r in per_split], k)
+    for k in ("n_train", "n_val", "n_test"):
+        if all(k in r for r in per_split):
+            summary[k] = int(np.median([r[k] for r in per_split]))
+    summary["n_splits"] = len(per_split)
+    return summary
+
+
 def ridge_probe(
     features: Any,
     scores: Any,
@@ -305,14 +327,9 @@ def ridge_probe(
         )
         test_predictions.append((sp["test"], pred, target))
 
-    summary: dict[str, Any] = {}
-    for k in METRICS:
-        summary[k], summary[f"{k}_iqr"] = _robust_median([r[k] for r in per_split], k)
+    summary = summarise_splits(per_split)
     summary["alpha"] = alpha
     summary["val_srcc"] = float(med[best])
-    for k in ("n_train", "n_val", "n_test"):
-        summary[k] = int(np.median([r[k] for r in per_split]))
-    summary["n_splits"] = len(splits)
     return ProbeResult(
         per_split, summary, alpha, test_predictions, med, val_srcc, alphas, items.ids, list(paths.solvers)
     )
@@ -329,6 +346,18 @@ def _unpack_test_set(name: str, value: Any) -> tuple[np.ndarray, np.ndarray, np.
     if not isinstance(value, (tuple, list)) or len(value) not in (2, 3):
         raise ValueError(f"test_sets[{name!r}] must be (features, scores) or (features, scores, item_ids)")
     return value[0], value[1], value[2] if len(value) == 3 else None
+
+
+@dataclass
+class CrossResult:
+    """Outcome of `cross_dataset_fit`: per test set the metrics (as `cross_dataset` returns them) and the item
+    predictions; the regressor fitted on all train rows; the chosen alpha and the val-SRCC curve."""
+
+    metrics: dict[str, dict[str, Any]]
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    model: RidgeModel = field(repr=False)
+    alpha: float = float("nan")
+    val_srcc: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
 
 
 def cross_dataset(
@@ -357,6 +386,33 @@ def cross_dataset(
     Returns:
         name -> {'srcc', 'plcc', 'plcc_logistic', 'krcc', 'alpha', 'val_srcc', 'n_test'} (metrics on items).
     """
+    return cross_dataset_fit(
+        train_features,
+        train_scores,
+        test_sets,
+        alphas,
+        val_fraction,
+        seed,
+        train_groups=train_groups,
+        train_item_ids=train_item_ids,
+        solver=solver,
+    ).metrics
+
+
+def cross_dataset_fit(
+    train_features: Any,
+    train_scores: Any,
+    test_sets: Mapping[str, tuple[Any, ...]],
+    alphas: Any = DEFAULT_ALPHAS,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    *,
+    train_groups: Any | None = None,
+    train_item_ids: Any | None = None,
+    solver: str = "auto",
+) -> CrossResult:
+    """`cross_dataset`, also returning the fitted regressor and each test set's item predictions
+    ((item ids sorted), predictions) for saving and plotting."""
     if not 0 < float(val_fraction) < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     X, y = _check_data(train_features, train_scores, "train_")
@@ -370,6 +426,7 @@ def cross_dataset(
     best, med = _select_alpha(val_srcc, alphas)
     model = fit_ridge(X, y, float(alphas[best]))
     out: dict[str, dict[str, Any]] = {}
+    preds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, value in test_sets.items():
         f, sc, ids = _unpack_test_set(name, value)
         Xt, yt = _check_data(f, sc, f"test_sets[{name!r}] ")
@@ -384,4 +441,5 @@ def cross_dataset(
             "val_srcc": float(med[best]),
             "n_test": t_items.n,
         }
-    return out
+        preds[name] = (t_items.ids, pred)
+    return CrossResult(out, preds, model, float(alphas[best]), med)

@@ -1,5 +1,10 @@
 """Result files of a run: `results.csv` (one row per encoder x dataset x split, plus median rows) and
-`results.json` (the same rows plus run metadata), both written atomically; and the printed summary table."""
+`results.json` (the same rows plus run metadata), both written atomically; and the printed summary table.
+
+Columns: method, backbone, ckpt (checkpoint path, or 'pretrained' / 'random_init' labels), seed, protocol ('ridge',
+'ridge_cross', 'finetune'), dataset (the test set), train_on (cross-dataset only: the set the regressor was fitted
+on), split (0.. or 'median', or 'full' for cross-dataset), the metrics, alpha (ridge only), their IQRs (median
+rows), part sizes and the validation SRCC of the selected model."""
 
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ RESULT_COLUMNS = (
     "backbone",
     "ckpt",
     "seed",
+    "protocol",
     "dataset",
+    "train_on",
     "split",
     "srcc",
     "plcc",
@@ -30,6 +37,7 @@ RESULT_COLUMNS = (
     "n_train",
     "n_val",
     "n_test",
+    "val_srcc",
 )
 
 
@@ -40,6 +48,7 @@ def result_rows(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> l
     for r in rows:
         ckpt = meta.get("ckpt", "pretrained") if r["encoder"] == "pretrained" else r["encoder"]
         row = {c: r.get(c, "") for c in RESULT_COLUMNS}
+        row["protocol"] = r.get("protocol") or "ridge"
         row.update(method=meta["method"], backbone=meta["backbone"], seed=meta["seed"], ckpt=ckpt)
         out.append(row)
     return out
@@ -68,10 +77,14 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """Markdown table of the median rows: ckpt x dataset -> SRCC / PLCC / KRCC (IQR of SRCC in brackets)."""
     lines = ["| encoder | dataset | SRCC (IQR) | PLCC | KRCC | alpha |", "|---|---|---|---|---|---|"]
     for r in rows:
-        if r.get("split") != "median":
+        if r.get("split") not in ("median", "full"):
             continue
+        ds = f"{r['train_on']} -> {r['dataset']}" if r.get("train_on") else r["dataset"]
+        iqr = r.get("srcc_iqr", "")
+        iqr_s = f" ({iqr:.3f})" if isinstance(iqr, float) else ""
+        alpha = r.get("alpha", "")
+        alpha_s = f"{alpha:.3g}" if isinstance(alpha, float) and not math.isnan(alpha) else "-"
         lines.append(
-            f"| {r['ckpt']} | {r['dataset']} | {r['srcc']:.3f} ({r.get('srcc_iqr', float('nan')):.3f}) "
-            f"| {r['plcc']:.3f} | {r['krcc']:.3f} | {r['alpha']:.3g} |"
+            f"| {r['ckpt']} | {ds} | {r['srcc']:.3f}{iqr_s} | {r['plcc']:.3f} | {r['krcc']:.3f} | {alpha_s} |"
         )
     return "\n".join(lines)

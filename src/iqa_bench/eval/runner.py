@@ -1,4 +1,5 @@
-"""The ridge-probe evaluator used by every method: extract frozen features, then run the 10-split protocol."""
+"""The ridge-probe evaluator used by every method: extract frozen features, then run the 10-split protocol (or the
+cross-dataset protocol: fit on all of one set, test on others)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,21 @@ import torch
 
 from iqa_bench.data.eval_sets import EvalSet
 from iqa_bench.errors import ConfigError
-from iqa_bench.eval.features import Encoder, extract_features
-from iqa_bench.eval.protocol import ProbeResult, ridge_probe
+from iqa_bench.eval.cache import FeatureCache, extract_cached
+from iqa_bench.eval.features import Encoder
+from iqa_bench.eval.protocol import ProbeResult, cross_dataset_fit, fit_final_regressor, ridge_probe
+from iqa_bench.eval.ridge import RidgeModel
 
 log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("srcc", "plcc", "plcc_logistic", "krcc")
+
+
+def _labels(ds: Any, items: np.ndarray) -> list[str]:
+    labels = getattr(ds, "labels", None)
+    if labels is None:
+        return [str(int(i)) for i in items]
+    return [str(labels[int(i)]) for i in items]
 
 
 @dataclass
@@ -31,6 +41,12 @@ class RidgeEvaluator:
         alpha_min, alpha_max, num_alphas: the log-spaced alpha grid.
         batch_size, num_workers: feature-extraction loader.
         baseline_random_init: also evaluate the encoder at its random initialisation.
+        train_on, test_on: cross-dataset protocol: fit on all of `train_on` (alpha chosen on a held-out
+            `val_fraction` of it) and test on every set of `test_on` (default: every other evaluation set).
+        val_fraction: the held-out part of `train_on` used to choose alpha.
+        fit_regressor: refit the deployed regressor on all of each set with the chosen alpha (`regressors`).
+        cache_dir: feature cache folder (used for encoders given a key in `run(encoder_keys=...)`), or None.
+        progress: show a progress bar during feature extraction.
     """
 
     scales: Sequence[float] = (1.0, 0.5)
@@ -44,7 +60,17 @@ class RidgeEvaluator:
     batch_size: int = 32
     num_workers: int = 0
     baseline_random_init: bool = True
+    train_on: str | None = None
+    test_on: Sequence[str] | None = None
+    val_fraction: float = 0.1
+    fit_regressor: bool = True
+    cache_dir: str | None = None
+    progress: bool = False
     results: dict[tuple[str, str], ProbeResult] = field(default_factory=dict, repr=False)
+    regressors: dict[tuple[str, str], RidgeModel] = field(default_factory=dict, repr=False)
+    predictions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    protocol = "ridge"
 
     def __post_init__(self) -> None:
         checks = [
@@ -66,29 +92,66 @@ class RidgeEvaluator:
             ("evaluator.num_alphas", self.num_alphas >= 1, ">= 1"),
             ("evaluator.batch_size", self.batch_size >= 1, ">= 1"),
             ("evaluator.num_workers", self.num_workers >= 0, ">= 0"),
+            ("evaluator.val_fraction", 0 < self.val_fraction < 1, "in (0, 1)"),
         ]
         for key, ok, want in checks:
             if not ok:
                 raise ConfigError(f"{key} must be {want}, got {getattr(self, key.split('.')[1])!r}")
+        if self.test_on is not None and self.train_on is None:
+            raise ConfigError("evaluator.test_on needs evaluator.train_on (the set to fit the regressor on)")
+        if isinstance(self.test_on, str):
+            self.test_on = [self.test_on]
 
     @property
     def alphas(self) -> np.ndarray:
         return np.geomspace(self.alpha_min, self.alpha_max, self.num_alphas)
 
+    # ------------------------------------------------------------------------------------------------ features
+    def _features(
+        self,
+        encoders: Mapping[str, Encoder],
+        ds: EvalSet,
+        ds_name: str,
+        device: str | torch.device,
+        encoder_keys: Mapping[str, Any] | None,
+        dataset_keys: Mapping[str, str] | None,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        log.info("features of %d images of %s for %s", len(ds), ds_name, list(encoders))
+        return extract_cached(
+            encoders,
+            ds,
+            scales=self.scales,
+            crop_size=self.crop_size,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            device=device,
+            cache=FeatureCache(self.cache_dir) if self.cache_dir else None,
+            encoder_keys=encoder_keys,
+            dataset_key=(dataset_keys or {}).get(ds_name),
+            progress=f"{ds_name}" if self.progress else False,
+        )
+
+    # --------------------------------------------------------------------------------------------------- run
     def run(
         self,
         encoders: Mapping[str, Encoder],
         eval_sets: Mapping[str, EvalSet],
         device: str | torch.device = "cpu",
+        *,
+        encoder_keys: Mapping[str, Any] | None = None,
+        dataset_keys: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Evaluate every encoder on every set. Returns result rows: one per (encoder, dataset, split) plus a
-        'median' row per (encoder, dataset) with the medians (and `*_iqr`) over splits."""
+        'median' row per (encoder, dataset) with the medians (and `*_iqr`) over splits; in cross-dataset mode one
+        row per (encoder, test set) with split 'full' and `train_on` set.
+
+        `encoder_keys` (name -> identity, e.g. the checkpoint's `cache.checkpoint_key`) turns on the feature
+        cache (`cache_dir`) for those encoders; `dataset_keys` optionally overrides the dataset fingerprints."""
+        if self.train_on is not None:
+            return self._run_cross(encoders, eval_sets, device, encoder_keys, dataset_keys)
         rows: list[dict[str, Any]] = []
         for ds_name, ds in eval_sets.items():
-            log.info("extracting features of %d images of %s for %s", len(ds), ds_name, list(encoders))
-            feats, item_ids = extract_features(
-                encoders, ds, self.scales, self.crop_size, self.batch_size, self.num_workers, device
-            )
+            feats, item_ids = self._features(encoders, ds, ds_name, device, encoder_keys, dataset_keys)
             scores = ds.scores[item_ids]
             groups = ds.refs[item_ids] if ds.refs is not None else None
             ids = item_ids if self.crop_size is not None else None
@@ -104,7 +167,95 @@ class RidgeEvaluator:
                     item_ids=ids,
                 )
                 self.results[(enc_name, ds_name)] = res
+                if self.fit_regressor:
+                    self.regressors[(enc_name, ds_name)] = fit_final_regressor(x, scores, res.alpha)
+                split_col, item_col, pred_col, mos_col = [], [], [], []
+                for s, (items, pred, target) in enumerate(res.test_predictions):
+                    split_col += [s] * len(items)
+                    item_col += res.items[items].tolist()
+                    pred_col += np.asarray(pred).tolist()
+                    mos_col += np.asarray(target).tolist()
+                self.predictions[(enc_name, ds_name)] = {
+                    "split": split_col,
+                    "item": item_col,
+                    "label": _labels(ds, np.asarray(item_col, dtype=np.int64)),
+                    "pred": pred_col,
+                    "mos": mos_col,
+                }
+                base = {"encoder": enc_name, "dataset": ds_name, "protocol": self.protocol, "train_on": ""}
                 for split_row in res.per_split:
-                    rows.append({"encoder": enc_name, "dataset": ds_name, **split_row})
-                rows.append({"encoder": enc_name, "dataset": ds_name, "split": "median", **res.summary})
+                    rows.append({**base, **split_row})
+                rows.append({**base, "split": "median", **res.summary})
+        return rows
+
+    def _run_cross(
+        self,
+        encoders: Mapping[str, Encoder],
+        eval_sets: Mapping[str, EvalSet],
+        device: str | torch.device,
+        encoder_keys: Mapping[str, Any] | None,
+        dataset_keys: Mapping[str, str] | None,
+    ) -> list[dict[str, Any]]:
+        train_on = str(self.train_on)
+        test_on = list(self.test_on) if self.test_on else [n for n in eval_sets if n != train_on]
+        missing = [n for n in [train_on, *test_on] if n not in eval_sets]
+        if missing:
+            raise ConfigError(
+                f"evaluator.train_on/test_on: {missing} not among the evaluation sets {list(eval_sets)} "
+                "(add them to data/eval=[...])"
+            )
+        if not test_on:
+            raise ConfigError("evaluator.test_on: no set to test on (give evaluator.test_on=[...])")
+        ids_of = {}
+        feats_of = {}
+        for name in [train_on, *test_on]:
+            feats_of[name], ids_of[name] = self._features(
+                encoders, eval_sets[name], name, device, encoder_keys, dataset_keys
+            )
+        use_items = self.crop_size is not None
+        tr = eval_sets[train_on]
+        tr_ids = ids_of[train_on]
+        rows: list[dict[str, Any]] = []
+        for enc_name in encoders:
+            test_sets = {
+                n: (
+                    feats_of[n][enc_name],
+                    eval_sets[n].scores[ids_of[n]],
+                    *((ids_of[n],) if use_items else ()),
+                )
+                for n in test_on
+            }
+            res = cross_dataset_fit(
+                feats_of[train_on][enc_name],
+                tr.scores[tr_ids],
+                test_sets,
+                self.alphas,
+                self.val_fraction,
+                self.seed,
+                train_groups=tr.refs[tr_ids] if tr.refs is not None else None,
+                train_item_ids=tr_ids if use_items else None,
+            )
+            if self.fit_regressor:
+                self.regressors[(enc_name, train_on)] = res.model
+            for n in test_on:
+                items, pred = res.predictions[n]
+                self.predictions[(enc_name, n)] = {
+                    "split": ["full"] * len(items),
+                    "item": np.asarray(items).tolist(),
+                    "label": _labels(eval_sets[n], np.asarray(items, dtype=np.int64)),
+                    "pred": np.asarray(pred).tolist(),
+                    "mos": eval_sets[n].scores[np.asarray(items, dtype=np.int64)].tolist(),
+                }
+                m = res.metrics[n]
+                rows.append(
+                    {
+                        "encoder": enc_name,
+                        "dataset": n,
+                        "protocol": "ridge_cross",
+                        "train_on": train_on,
+                        "split": "full",
+                        **m,
+                        "n_train": int(np.unique(tr_ids).size),
+                    }
+                )
         return rows

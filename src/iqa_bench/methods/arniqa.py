@@ -68,6 +68,15 @@ class ARNIQA(PretrainMethod):
         views["plan"] = plan
         return views
 
+    def sample_grid(self, batch: dict[str, Any]) -> tuple[torch.Tensor, list[str]]:
+        """The full-scale A views with their composed distortions as captions."""
+        plan = batch["plan"]
+        captions = [
+            " + ".join(f"{name}@{level}" for name, level in plan.describe(i)) or "pristine"
+            for i in range(plan.batch_size)
+        ]
+        return batch["a_full"], captions
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Images `(M,3,c,c)` -> projector output `(M, projector_out_dim)` (normalised inside the loss)."""
         return self.projector(F.normalize(self.backbone(x), dim=1))

@@ -84,6 +84,16 @@ class PretrainMethod(L.LightningModule):
         """Turn the uint8 batch into distorted float views (method-specific)."""
         raise NotImplementedError
 
+    def sample_grid(self, batch: Any) -> tuple[torch.Tensor, list[str]] | None:
+        """For logging: distorted training images `(K, 3, h, w)` in [0, 1] from a prepared batch, with one
+        caption per image naming its distortions and levels (e.g. "gaublur@3 + jpeg@2"); None = nothing to show."""
+        return None
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the method class, so `evaluate`/`predict` can rebuild any method from the checkpoint alone."""
+        checkpoint["iqa_bench_method"] = f"{type(self).__module__}.{type(self).__qualname__}"
+
     # -- optimisation ------------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]

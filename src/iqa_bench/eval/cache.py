@@ -1,0 +1,208 @@
+"""On-disk cache of extracted features, keyed by (encoder identity, dataset fingerprint, extraction settings).
+
+A cache entry is one `.npz` file (`features` float32 `(R, D)`, `item_ids` int64 `(R,)`) plus a `.json` file that
+records what the key was made of, both written atomically. The key is a SHA-256 of:
+
+* the encoder key: for a checkpoint its resolved path, size and modification time (`checkpoint_key`), for a
+  random initialisation the method config and seed; given by the caller (`RidgeEvaluator.run(encoder_keys=...)`);
+* the dataset fingerprint (`dataset_fingerprint`): name, length, labels, references, the dataset's simple
+  attributes (seed, levels, ...), its config and, when `paths` (or the labels) are files, their sizes and
+  modification times.
+  Scores are not part of it: they do not change the features, and they are always read from the dataset;
+* the extraction settings: scales, crop size, cache format version.
+
+Change any of these and the entry is simply not found (a new one is written); delete the folder to reclaim space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iqa_bench.utils.atomic import atomic_open, atomic_write_json
+
+__all__ = ["FeatureCache", "checkpoint_key", "dataset_fingerprint", "stable_hash"]
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+
+
+def stable_hash(obj: Any, n: int = 20) -> str:
+    """Hex SHA-256 (first `n` chars) of `obj` serialised as sorted JSON (numpy arrays hashed by bytes)."""
+    h = hashlib.sha256()
+
+    def default(o: Any) -> Any:
+        if isinstance(o, np.ndarray):
+            return {
+                "ndarray": hashlib.sha256(np.ascontiguousarray(o).tobytes()).hexdigest(),
+                "dtype": str(o.dtype),
+            }
+        if isinstance(o, (np.integer, np.floating)):
+            return o.item()
+        if isinstance(o, Path):
+            return str(o)
+        return repr(o)
+
+    h.update(json.dumps(obj, sort_keys=True, default=default).encode())
+    return h.hexdigest()[:n]
+
+
+def checkpoint_key(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Identity of a checkpoint file: resolved path, size and mtime (ns). A rewritten file gets a new key."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _simple_attrs(ds: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in sorted(vars(ds).items()):
+        if k.startswith("_") or k in ("scores", "refs", "labels"):
+            continue
+        if isinstance(v, (bool, int, float, str)) or (
+            isinstance(v, (list, tuple)) and all(isinstance(e, (bool, int, float, str)) for e in v)
+        ):
+            out[k] = v
+    return out
+
+
+def dataset_fingerprint(ds: Any, config: Any = None) -> str:
+    """Hash of what determines an evaluation set's images: see the module docstring. `config` (e.g. the resolved
+    `data.eval.<name>` node as a dict) is folded in when given."""
+    labels = list(getattr(ds, "labels", []) or [])
+    candidates = list(getattr(ds, "paths", None) or labels)  # on-disk sets keep their image paths in `paths`
+    files: list[Any] = []
+    if candidates and Path(str(candidates[0])).is_file():
+        for lab in candidates:
+            try:
+                st = Path(str(lab)).stat()
+                files.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                files.append(None)
+    refs = getattr(ds, "refs", None)
+    return stable_hash(
+        {
+            "type": f"{type(ds).__module__}.{type(ds).__qualname__}",
+            "name": getattr(ds, "name", None),
+            "len": len(ds),
+            "labels": labels,
+            "refs": None if refs is None else np.asarray(refs),
+            "attrs": _simple_attrs(ds),
+            "files": files,
+            "config": config,
+        }
+    )
+
+
+class FeatureCache:
+    """Feature files under `root` (created on first write)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def key(self, encoder_key: Any, dataset_key: str, scales: Sequence[float], crop_size: int | None) -> str:
+        return stable_hash(
+            {
+                "version": CACHE_VERSION,
+                "encoder": encoder_key,
+                "dataset": dataset_key,
+                "scales": [float(s) for s in scales],
+                "crop_size": crop_size,
+            },
+            n=32,
+        )
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npz"
+
+    def load(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(features, item_ids) of `key`, or None when absent or unreadable (a broken file is ignored)."""
+        p = self.path(key)
+        if not p.is_file():
+            return None
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                return np.asarray(z["features"]), np.asarray(z["item_ids"])
+        except Exception as exc:  # truncated/corrupt file: recompute
+            log.warning("ignoring unreadable feature cache %s (%s)", p, exc)
+            return None
+
+    def save(self, key: str, features: np.ndarray, item_ids: np.ndarray, info: Mapping[str, Any]) -> Path:
+        p = self.path(key)
+        with atomic_open(p, "wb") as fh:
+            np.savez(fh, features=np.asarray(features, dtype=np.float32), item_ids=np.asarray(item_ids))
+        meta = json.loads(json.dumps({"key": key, "shape": list(features.shape), **dict(info)}, default=str))
+        atomic_write_json(p.with_suffix(".json"), meta)
+        return p
+
+
+def extract_cached(
+    encoders: Mapping[str, Any],
+    dataset: Any,
+    *,
+    scales: Sequence[float],
+    crop_size: int | None,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: Any = "cpu",
+    cache: FeatureCache | None = None,
+    encoder_keys: Mapping[str, Any] | None = None,
+    dataset_key: str | None = None,
+    progress: bool | str = False,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """`features.extract_features`, reusing cached features for every encoder that has a key in `encoder_keys`
+    (encoders without a key, or no `cache`, are always extracted). Only the encoders that miss the cache run,
+    in one pass over the data; their features are then cached. Returns the same as `extract_features`."""
+    from iqa_bench.eval.features import extract_features
+
+    encoder_keys = encoder_keys or {}
+    out: dict[str, np.ndarray] = {}
+    ids: np.ndarray | None = None
+    keys: dict[str, str] = {}
+    if cache is not None:
+        dkey = dataset_key or dataset_fingerprint(dataset)
+        for name in encoders:
+            if encoder_keys.get(name) is None:
+                continue
+            keys[name] = cache.key(encoder_keys[name], dkey, scales, crop_size)
+            hit = cache.load(keys[name])
+            if hit is not None and hit[1].size and int(hit[1].max()) == len(dataset) - 1:
+                out[name], ids = hit
+                log.info(
+                    "features of %r on %s: from cache %s",
+                    name,
+                    getattr(dataset, "name", "?"),
+                    cache.path(keys[name]),
+                )
+    todo = {name: enc for name, enc in encoders.items() if name not in out}
+    if todo:
+        feats, new_ids = extract_features(
+            todo, dataset, scales, crop_size, batch_size, num_workers, device, progress=progress
+        )
+        if ids is not None and not np.array_equal(ids, new_ids):  # pragma: no cover - defensive
+            raise RuntimeError("cached item ids disagree with a fresh extraction")
+        ids = new_ids
+        for name, f in feats.items():
+            out[name] = f
+            if name in keys:
+                cache.save(  # type: ignore[union-attr]
+                    keys[name],
+                    f,
+                    new_ids,
+                    {
+                        "encoder": encoder_keys[name],
+                        "dataset": getattr(dataset, "name", None),
+                        "scales": list(scales),
+                        "crop_size": crop_size,
+                    },
+                )
+    assert ids is not None
+    return {name: out[name] for name in encoders}, ids

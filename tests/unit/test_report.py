@@ -1,0 +1,105 @@
+"""`report`: collects results.csv files of several runs into one table (median + spread over runs) and plots."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from PIL import Image
+
+from iqa_bench.errors import UserError
+from iqa_bench.eval.results import RESULT_COLUMNS, write_results
+from iqa_bench.report import main, report
+
+
+def _run(
+    path,
+    method,
+    seed,
+    srcc,
+    ckpt="pretrained",
+    dataset="kadid",
+    protocol="ridge",
+    train_on="",
+    split="median",
+):
+    row = {c: "" for c in RESULT_COLUMNS}
+    row.update(
+        method=method,
+        backbone="tiny",
+        ckpt=ckpt,
+        seed=seed,
+        protocol=protocol,
+        dataset=dataset,
+        train_on=train_on,
+        split=split,
+        srcc=srcc,
+        plcc=srcc - 0.01,
+        krcc=srcc - 0.1,
+        srcc_iqr=0.02,
+        plcc_iqr=0.03,
+    )
+    per_split = {**row, "split": 0}
+    write_results(path, [per_split, row], {"method": method})
+    return path
+
+
+def test_table_medians_spread_baseline_and_plots(tmp_path):
+    multirun = tmp_path / "multirun"
+    for i, s in enumerate([0.70, 0.80, 0.90]):
+        _run(multirun / str(i), "arniqa", i, s)
+    _run(multirun / "3", "arniqa", 0, 0.30, ckpt="random_init")
+    _run(tmp_path / "other", "rankiqa", 0, 0.60, dataset="kadid")
+    _run(
+        tmp_path / "cross",
+        "arniqa",
+        0,
+        0.5,
+        dataset="koniq",
+        train_on="kadid",
+        split="full",
+        protocol="ridge_cross",
+    )
+    pred_dir = multirun / "0" / "predictions"
+    pred_dir.mkdir()
+    with (pred_dir / "ckpt__kadid.csv").open("w") as fh:
+        fh.write("split,item,label,pred,mos\n")
+        for k in range(12):
+            fh.write(f"{k % 2},{k},img{k},{k * 0.1},{k * 0.2 + (k % 3) * 0.05}\n")
+
+    res = report([multirun, tmp_path / "other", tmp_path / "cross"], tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| arniqa/tiny | 0.800 [0.100] n=3 |" in md  # median over 3 runs, IQR over runs
+    assert "| arniqa/tiny (random init) | 0.300 [0.020*] n=1 |" in md  # single run: IQR over splits
+    assert "kadid->koniq" in md and "rankiqa/tiny" in md
+    lines = md.splitlines()
+    assert lines.index(next(x for x in lines if x.startswith("| arniqa/tiny (random init)"))) > lines.index(
+        next(x for x in lines if x.startswith("| rankiqa/tiny"))
+    )  # baselines listed after the trained models
+    rows = list(csv.DictReader((tmp_path / "out" / "report.csv").open()))
+    srcc = {(r["model"], r["dataset"]): r for r in rows if r["metric"] == "srcc"}
+    assert float(srcc[("arniqa/tiny", "kadid")]["median"]) == pytest.approx(0.8)
+    assert srcc[("arniqa/tiny (random init)", "kadid")]["baseline"] == "True"
+    names = {p.name for p in res["files"] if p.suffix == ".png"}
+    assert names == {"bars_kadid.png", "bars_kadid_to_koniq.png", "scatter_0_ckpt__kadid.png"}
+    for p in res["files"]:
+        if p.suffix == ".png":
+            assert Image.open(p).size[0] >= 400
+
+
+def test_bad_or_empty_directories_are_one_line_errors(tmp_path, capsys):
+    with pytest.raises(UserError, match="no such directory"):
+        report([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no results.csv under"):
+        report([tmp_path / "empty"])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "results.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(UserError, match="lacks column"):
+        report([bad])
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "missing")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: report: no such directory") and "Traceback" not in err
