@@ -135,6 +135,14 @@ def _fit_and_evaluate(
     return rows, checkpoint
 
 
+def objective(rows: list[dict[str, Any]]) -> float | None:
+    """Median probe SRCC of the pretrained encoder on the first evaluation set (None without results)."""
+    for r in rows:
+        if r.get("split") == "median" and r.get("ckpt") == "pretrained" and r.get("srcc") is not None:
+            return float(r["srcc"])
+    return None
+
+
 def save_final_checkpoint(trainer: L.Trainer, callbacks: list[Any]) -> str | None:
     """Write `last.ckpt` for the final weights (ModelCheckpoint's periodic `last.ckpt` may be older than the last
     step), atomically; returns its path (None without a ModelCheckpoint callback)."""
@@ -227,8 +235,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(resolvers.CONF_DIR), config_name="train")
 @exit_on_user_error
-def main(cfg: DictConfig) -> None:
-    train(cfg)
+def main(cfg: DictConfig) -> float | None:
+    """Returns the sweep objective (for hydra/sweeper=optuna...): see `objective`."""
+    return objective(train(cfg)["rows"])
 
 
 if __name__ == "__main__":

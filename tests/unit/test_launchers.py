@@ -1,0 +1,40 @@
+"""Cluster launcher and sweeper configs compose with the train config and instantiate (without submitting)."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.utils import instantiate
+
+
+def test_slurm_launcher_config(compose_cfg):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the slurm extra")
+    cfg = compose_cfg(
+        ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4"]
+    )
+    node = cfg.hydra.launcher
+    assert node._target_.endswith("SlurmLauncher")
+    assert (node.partition, node.gpus_per_node, node.timeout_min) == ("gpu", 4, 1440)
+    launcher = instantiate(node)
+    assert type(launcher).__name__ == "SlurmLauncher"
+    assert launcher.params["partition"] == "gpu" and launcher.params["gpus_per_node"] == 4
+
+
+def test_optuna_sweeper_config(compose_cfg):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="needs the optuna extra")
+    cfg = compose_cfg(["hydra/sweeper=optuna_temperature"])
+    node = cfg.hydra.sweeper
+    assert node.direction == "maximize" and node.n_trials == 20
+    assert set(node.params) == {"method.temperature", "method.optimizer.lr"}
+    sweeper = instantiate(node)
+    assert type(sweeper).__name__ == "OptunaSweeper"
+
+
+def test_train_returns_the_sweep_objective():
+    from iqa_bench.train import objective
+
+    rows = [
+        {"split": "0", "ckpt": "pretrained", "srcc": 0.1},
+        {"split": "median", "ckpt": "random_init", "srcc": 0.2},
+        {"split": "median", "ckpt": "pretrained", "srcc": 0.3},
+    ]
+    assert objective(rows) == 0.3 and objective([]) is None
