@@ -1,18 +1,23 @@
-"""Throughput of the batched distortion bank: per op (mixed levels), full ARNIQA sampler, and batch-1 loops.
+"""Throughput of the batched distortion banks: per op (mixed levels), full ARNIQA sampler, RankIQA ladders,
+the Re-IQA bank and chunk sampler, each also as a batch-1 loop.
 
 Usage::
 
     python benchmarks/bench_distortions.py --device cpu --batch 64 [--size 224] [--threads 2] [--json out.json]
+        [--suites arniqa ladders reiqa]
 
-Prints a markdown table. "batched" runs one call on a batch whose levels cycle 1..5; "batch-1" runs the same
+Prints markdown tables. "batched" runs one call on a batch whose levels cycle 1..5; "batch-1" runs the same
 op one image at a time (a per-image loop like the official data loader, same code). The sampler rows draw a
-fresh ARNIQA plan (max 4 distortions, 5% pristine) and apply it with ``apply_plan``.
+fresh ARNIQA plan (max 4 distortions, 5% pristine) and apply it with ``apply_plan``. Ladder rows run
+``RankIQALadder(setting)(images)`` (types drawn per sample; every ladder = K views, the pristine one included);
+the Re-IQA chunk row runs ``ReIQASampler(n_aug=11)(images)`` (12 views per image).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -63,18 +68,18 @@ def _timeit(fn: Callable[[], object], device: torch.device, repeats: int) -> flo
     return times[len(times) // 2]
 
 
-def run(device: torch.device, batch: int, size: int, repeats: int, single: int, ops: list[str]) -> dict:
-    x = _natural_crops(batch, size).to(device)
+def _op_rows(apply_fn, x: torch.Tensor, ops: list[str], repeats: int, single: int, gen) -> list[dict]:
+    """Per-op batched and batch-1 throughput of ``apply_fn(name, images, level, generator)``."""
+    device, batch = x.device, x.shape[0]
     levels = (torch.arange(batch) % 5 + 1).to(device)
-    gen = torch.Generator(device=device).manual_seed(0)
     rows = []
     for name in ops:
-        t_batch = _timeit(lambda n=name: distortions.apply(n, x, levels, generator=gen), device, repeats)
+        t_batch = _timeit(lambda n=name: apply_fn(n, x, levels, generator=gen), device, repeats)
         k = min(single, batch)
 
         def one_by_one(n: str = name, k: int = k) -> None:
             for i in range(k):
-                distortions.apply(n, x[i : i + 1], int(levels[i]), generator=gen)
+                apply_fn(n, x[i : i + 1], int(levels[i]), generator=gen)
 
         t_single = _timeit(one_by_one, device, max(1, repeats // 2))
         rows.append(
@@ -86,6 +91,91 @@ def run(device: torch.device, batch: int, size: int, repeats: int, single: int, 
                 "single_ms_per_img": 1e3 * t_single / k,
             }
         )
+    return rows
+
+
+def _ladder_rows(x: torch.Tensor, repeats: int, single: int, gen) -> list[dict]:
+    rows = []
+    k = min(single, x.shape[0])
+    for setting in ("live", "tid2013"):
+        ladder = distortions.RankIQALadder(setting)
+        t_batch = _timeit(lambda ld=ladder: ld(x, generator=gen), x.device, repeats)
+
+        def one_by_one(ld=ladder) -> None:
+            for i in range(k):
+                ld(x[i : i + 1], generator=gen)
+
+        t_single = _timeit(one_by_one, x.device, max(1, repeats // 2))
+        rows.append(
+            {
+                "setting": setting,
+                "views_per_ladder": ladder.num_views,
+                "batched_ladders_s": x.shape[0] / t_batch,
+                "batched_views_s": x.shape[0] * ladder.num_views / t_batch,
+                "batched_ms_per_view": 1e3 * t_batch / (x.shape[0] * ladder.num_views),
+                "single_ladders_s": k / t_single,
+            }
+        )
+    return rows
+
+
+def _reiqa_chunk_row(x: torch.Tensor, repeats: int, single: int, gen) -> dict:
+    sampler = distortions.ReIQASampler(n_aug=11)
+    t_batch = _timeit(lambda: sampler(x, generator=gen), x.device, repeats)
+    k = min(single, x.shape[0])
+
+    def one_by_one() -> None:
+        for i in range(k):
+            sampler(x[i : i + 1], generator=gen)
+
+    t_single = _timeit(one_by_one, x.device, max(1, repeats // 2))
+    return {
+        "n_aug": 11,
+        "batched_images_s": x.shape[0] / t_batch,
+        "batched_distorted_views_s": x.shape[0] * 11 / t_batch,
+        "single_images_s": k / t_single,
+    }
+
+
+def run(
+    device: torch.device,
+    batch: int,
+    size: int,
+    repeats: int,
+    single: int,
+    ops: list[str],
+    suites: tuple[str, ...] = ("arniqa", "ladders", "reiqa"),
+) -> dict:
+    x = _natural_crops(batch, size).to(device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    res: dict = {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "batch": batch,
+        "size": size,
+        "repeats": repeats,
+        "torch": torch.__version__,
+        "load_average_before": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+    if "arniqa" in suites:
+        res["ops"] = _op_rows(distortions.apply, x, ops, repeats, single, gen)
+        res["sampler"] = _arniqa_sampler(x, repeats, single, gen)
+    if "ladders" in suites:
+        res["ladders"] = _ladder_rows(x, repeats, single, gen)
+    if "reiqa" in suites:
+        res["reiqa_ops"] = _op_rows(
+            distortions.reiqa_bank.apply, x, distortions.reiqa_bank.names(), repeats, single, gen
+        )
+        res["reiqa_chunk"] = _reiqa_chunk_row(x, repeats, single, gen)
+    res["load_average_after"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return res
+
+
+def _arniqa_sampler(x: torch.Tensor, repeats: int, single: int, gen) -> dict:
+    device, batch = x.device, x.shape[0]
     sampler = distortions.ArniqaSampler()
     plans = [
         sampler.sample(batch, generator=torch.Generator().manual_seed(s), device=device)
@@ -112,44 +202,68 @@ def run(device: torch.device, batch: int, size: int, repeats: int, single: int, 
 
     t_comp_single = _timeit(composed_single, device, max(1, repeats // 2))
     return {
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "batch": batch,
-        "size": size,
-        "repeats": repeats,
-        "ops": rows,
-        "sampler": {
-            "plan_ms_per_batch": 1e3 * t_plan,
-            "composed_crops_s": batch / (t_comp + t_plan),
-            "composed_ms_per_crop": 1e3 * (t_comp + t_plan) / batch,
-            "single_composed_crops_s": k / t_comp_single,
-        },
-        "torch": torch.__version__,
+        "plan_ms_per_batch": 1e3 * t_plan,
+        "composed_crops_s": batch / (t_comp + t_plan),
+        "composed_ms_per_crop": 1e3 * (t_comp + t_plan) / batch,
+        "single_composed_crops_s": k / t_comp_single,
     }
+
+
+_OP_HEADER = [
+    "| op | batched img/s | batched ms/img | batch-1 img/s | batch-1 ms/img | speed-up |",
+    "|---|---:|---:|---:|---:|---:|",
+]
+
+
+def _op_lines(rows: list[dict]) -> list[str]:
+    return [
+        f"| {r['op']} | {r['batched_img_s']:.0f} | {r['batched_ms_per_img']:.2f} | {r['single_img_s']:.0f} | "
+        f"{r['single_ms_per_img']:.2f} | {r['batched_img_s'] / r['single_img_s']:.1f}x |"
+        for r in rows
+    ]
+
+
+def _load(v) -> str:
+    return "n/a" if not v else " / ".join(f"{x:.1f}" for x in v)
 
 
 def to_markdown(res: dict) -> str:
     lines = [
         f"device `{res['device']}` ({res['device_name']}), torch {res['torch']}, {res['threads']} threads, "
-        f"batch {res['batch']}, {res['size']}x{res['size']} crops, median of {res['repeats']} runs",
-        "",
-        "| op | batched img/s | batched ms/img | batch-1 img/s | batch-1 ms/img | speed-up |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"batch {res['batch']}, {res['size']}x{res['size']} crops, median of {res['repeats']} runs, "
+        f"load average (1/5/15 min) before {_load(res.get('load_average_before'))}, "
+        f"after {_load(res.get('load_average_after'))}",
     ]
-    for r in res["ops"]:
+    if "ops" in res:
+        lines += ["", "ARNIQA bank", "", *_OP_HEADER, *_op_lines(res["ops"])]
+        s = res["sampler"]
         lines.append(
-            f"| {r['op']} | {r['batched_img_s']:.0f} | {r['batched_ms_per_img']:.2f} | {r['single_img_s']:.0f} | "
-            f"{r['single_ms_per_img']:.2f} | {r['batched_img_s'] / r['single_img_s']:.1f}x |"
+            f"| **ARNIQA sampler (compositions)** | **{s['composed_crops_s']:.0f}** | "
+            f"{s['composed_ms_per_crop']:.2f} | {s['single_composed_crops_s']:.0f} | "
+            f"{1e3 / s['single_composed_crops_s']:.2f} | {s['composed_crops_s'] / s['single_composed_crops_s']:.1f}x |"
         )
-    s = res["sampler"]
-    lines.append(
-        f"| **ARNIQA sampler (compositions)** | **{s['composed_crops_s']:.0f}** | {s['composed_ms_per_crop']:.2f} | "
-        f"{s['single_composed_crops_s']:.0f} | {1e3 / s['single_composed_crops_s']:.2f} | "
-        f"{s['composed_crops_s'] / s['single_composed_crops_s']:.1f}x |"
-    )
+    if "ladders" in res:
+        lines += [
+            "",
+            "RankIQA ladders (one type per image, all levels + pristine)",
+            "",
+            "| setting | views/ladder | batched ladders/s | batched views/s | ms/view | batch-1 ladders/s | speed-up |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in res["ladders"]:
+            lines.append(
+                f"| {r['setting']} | {r['views_per_ladder']} | {r['batched_ladders_s']:.1f} | "
+                f"{r['batched_views_s']:.0f} | {r['batched_ms_per_view']:.2f} | {r['single_ladders_s']:.1f} | "
+                f"{r['batched_ladders_s'] / r['single_ladders_s']:.1f}x |"
+            )
+    if "reiqa_ops" in res:
+        lines += ["", "Re-IQA bank", "", *_OP_HEADER, *_op_lines(res["reiqa_ops"])]
+        c = res["reiqa_chunk"]
+        lines.append(
+            f"| **Re-IQA chunk (11 distortions/image)** | **{c['batched_images_s']:.1f} img/s** "
+            f"({c['batched_distorted_views_s']:.0f} views/s) | {1e3 / c['batched_distorted_views_s']:.2f} /view | "
+            f"{c['single_images_s']:.1f} img/s | | {c['batched_images_s'] / c['single_images_s']:.1f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -163,6 +277,9 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=16, help="images timed in the batch-1 loop")
     ap.add_argument("--ops", nargs="*", default=None, help="subset of distortion names")
     ap.add_argument("--json", default=None, help="write the results to this JSON file")
+    ap.add_argument(
+        "--suites", nargs="*", default=["arniqa", "ladders", "reiqa"], choices=["arniqa", "ladders", "reiqa"]
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -174,6 +291,7 @@ def main() -> None:
         args.repeats,
         args.single,
         args.ops or distortions.names(),
+        tuple(args.suites),
     )
     print(to_markdown(res))
     if args.json:
