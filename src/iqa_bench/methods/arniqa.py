@@ -61,10 +61,14 @@ class ARNIQA(PretrainMethod):
     def prepare_batch(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, Any]:
         """uint8 {"a": (N,2,3,c,c), "b": (N,2,3,c,c)} -> float views in [0,1] under one plan per sample."""
         a, b = uint8_to_float(batch["a"]), uint8_to_float(batch["b"])
-        plan = self.sampler.sample(a.shape[0], generator=generator, device=a.device)
-        views = {}
-        for key, x in (("a_full", a[:, 0]), ("a_half", a[:, 1]), ("b_full", b[:, 0]), ("b_half", b[:, 1])):
-            views[key] = distortions.apply_plan(x, plan, generator=generator)
+        n = a.shape[0]
+        plan = self.sampler.sample(n, generator=generator, device=a.device)
+        # the 4 views are all c x c: one bank call over the (4N, 3, c, c) stack with the plan tiled 4x, instead of
+        # one call per view (4x fewer, 4x larger op batches). Every view still draws its own noise.
+        stacked = torch.cat([a[:, 0], a[:, 1], b[:, 0], b[:, 1]])
+        tiled = distortions.DistortionPlan(plan.type_ids.repeat(4, 1), plan.levels.repeat(4, 1))
+        out = distortions.apply_plan(stacked, tiled, generator=generator).split(n)
+        views: dict[str, Any] = dict(zip(("a_full", "a_half", "b_full", "b_half"), out))
         views["plan"] = plan
         return views
 
