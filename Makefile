@@ -28,11 +28,18 @@ test: $(STAMP)  ## fast CPU test suite
 test-slow: $(STAMP)  ## slow tests (real short trainings)
 	$(PY) -m pytest -m "slow and not gpu" -q $(PYTEST_ARGS)
 
-bench: $(STAMP)  ## benchmarks (figures go to docs/benchmarks.md)
-	$(PY) benchmarks/bench_distortions.py --device cpu --batch 64
+BENCH_DEVICE ?= cpu
+bench: $(STAMP)  ## benchmarks on BENCH_DEVICE (cpu|cuda); JSON in runs/bench/, figures go to docs/benchmarks.md
+	$(PY) benchmarks/bench_distortions.py --device $(BENCH_DEVICE) --batch 64 --json runs/bench/distortions_$(BENCH_DEVICE).json
+	$(PY) benchmarks/bench_loader.py --json runs/bench/loader.json
+	$(PY) benchmarks/bench_evaluator.py --n 10000 --d 4096 --json runs/bench/evaluator.json
+	for m in arniqa rankiqa mlf reiqa; do \
+	  $(PY) benchmarks/bench_train_step.py --method $$m --device $(BENCH_DEVICE) --json runs/bench/train_step_$${m}_$(BENCH_DEVICE).json || exit 1; \
+	done
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff (check + format check)
 	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
 
 format: $(STAMP)
 	$(PY) -m ruff format src tests benchmarks
