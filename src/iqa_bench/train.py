@@ -29,6 +29,16 @@ from iqa_bench.utils.instantiate import instantiate
 log = logging.getLogger(__name__)
 
 
+class _DropAdverts(logging.Filter):
+    """Lightning prints an advertisement for its cloud logger at every fit; keep the console for information."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage().lower()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
+
+
 def run_dir_of(cfg: DictConfig) -> Path:
     """The run's output directory (Hydra's, or `paths.output_dir` when composed without Hydra's runtime)."""
     if HydraConfig.initialized():
