@@ -7,6 +7,7 @@ method's `on_after_batch_transfer`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,12 +38,16 @@ class PretrainImages(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def min_side(self) -> int:
+        """Images whose short side is below this are upscaled first (2 crops, so the half scale needs no pad)."""
+        return 2 * self.crop_size
+
     def load(self, index: int) -> tuple[int, torch.Tensor]:
         """Decode image `index`, or a random readable one if it is bad. Returns (index used, uint8 (3,H,W))."""
         for _ in range(MAX_CONSECUTIVE_BAD):
             if index not in self.bad:
                 try:
-                    return index, ensure_min_side(decode_image(self.paths[index]), 2 * self.crop_size)
+                    return index, ensure_min_side(decode_image(self.paths[index]), self.min_side())
                 except BadImageError as exc:
                     self.bad.add(index)
                     log.warning(
@@ -74,4 +79,51 @@ class ArniqaPairs(PretrainImages):
         return {"a": self.views(a), "b": self.views(b), "index": torch.tensor([ia, ib])}
 
 
-SAMPLE_FORMATS: dict[str, type[PretrainImages]] = {"arniqa_pairs": ArniqaPairs}
+class LadderCrops(PretrainImages):
+    """RankIQA/MLF sample: one random crop of one image; the method builds its distortion ladder on the device.
+
+    Returns {"image": uint8 (3, c, c), "index": int64 ()}.
+    """
+
+    def min_side(self) -> int:
+        return self.crop_size
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        i, img = self.load(index)
+        return {"image": random_crop(img, self.crop_size), "index": torch.tensor(i)}
+
+
+def reiqa_region_size(patch: int) -> int:
+    """Side of the square region that holds two Re-IQA patches of side `patch` whose top-left corners are offset
+    by (y, x) with y < 0.9·patch and x < 0.9·patch (the overlap geometry of specs/reiqa.md §3.4)."""
+    return patch + math.ceil(0.9 * patch)
+
+
+class ReiqaOverlap(PretrainImages):
+    """Re-IQA sample: a random square region of the image and an independent one of its ×2-downscaled version, each
+    of side `reiqa_region_size(c)`; the method distorts each region once and cuts the two overlapping c×c patches
+    (10–30 % overlap) out of it on the device, so both patches show the same distorted pixels where they overlap.
+
+    Returns {"full": uint8 (3, R, R), "half": uint8 (3, R, R), "index": int64 ()}. Images whose short side is below
+    2R are upscaled first, so the half-scale region is never zero-padded (the official loader pads; see
+    docs/methods.md).
+    """
+
+    def min_side(self) -> int:
+        return 2 * reiqa_region_size(self.crop_size)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        i, img = self.load(index)
+        r = reiqa_region_size(self.crop_size)
+        return {
+            "full": random_crop(img, r),
+            "half": random_crop(half_scale(img), r),
+            "index": torch.tensor(i),
+        }
+
+
+SAMPLE_FORMATS: dict[str, type[PretrainImages]] = {
+    "arniqa_pairs": ArniqaPairs,
+    "ladder": LadderCrops,
+    "reiqa_overlap": ReiqaOverlap,
+}

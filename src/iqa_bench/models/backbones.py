@@ -135,10 +135,14 @@ class Backbone(nn.Module):
         for i in indices:
             j = int(i) + n if int(i) < 0 else int(i)
             if not 0 <= j < n:
-                raise ConfigError(f"method.stages: level {i} is out of range for backbone {self.name!r} ({n} levels)")
+                raise ConfigError(
+                    f"method.stages: level {i} is out of range for backbone {self.name!r} ({n} levels)"
+                )
             out.append(j)
         if not out or len(set(out)) != len(out):
-            raise ConfigError(f"method.stages must be a non-empty list of distinct levels, got {list(indices)}")
+            raise ConfigError(
+                f"method.stages must be a non-empty list of distinct levels, got {list(indices)}"
+            )
         return out
 
     def level_channels(self, indices: list[int] | tuple[int, ...]) -> list[int]:
@@ -168,7 +172,8 @@ class Backbone(nn.Module):
         names = [self.body.feature_info[j]["module"] for j in idx]
         captured: dict[str, torch.Tensor] = {}
         handles = [
-            modules[n].register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out)) for n in names
+            modules[n].register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out))
+            for n in names
         ]
         try:
             self.body(x)
