@@ -61,13 +61,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--amp", choices=["none", "bf16"], default="none", help="autocast dtype on the device")
-    ap.add_argument("--overrides", nargs="*", default=[], help="extra Hydra overrides (e.g. experiment=cpu_budget)")
+    ap.add_argument(
+        "--overrides", nargs="*", default=[], help="extra Hydra overrides (e.g. experiment=cpu_budget)"
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
     device = torch.device(args.device)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"method={args.method}", *args.overrides], return_hydra_config=False)
+        cfg = compose(
+            "train", overrides=[f"method={args.method}", *args.overrides], return_hydra_config=False
+        )
     torch.manual_seed(0)
     method = instantiate(cfg.method).to(device).train()
     dm = instantiate(cfg.data.pretrain, sample_format=method.sample_format)
@@ -112,8 +116,9 @@ def main() -> None:
     out = {
         "method": args.method,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-        or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "overrides": args.overrides,
         "amp": args.amp,
