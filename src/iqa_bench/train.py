@@ -216,6 +216,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message=".*too few batches.*|.*number of training batches.*")
     warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # Hydra has already written .hydra/ into the run dir; a resumed run's metrics.csv is kept (keep_previous_metrics)
+    warnings.filterwarnings("ignore", message=".*Experiment logs directory .* exists and is not empty.*")
     # our sampler resumes mid-epoch exactly (data/sampling.py), which Lightning cannot know
     warnings.filterwarnings(
         "ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*"
