@@ -166,7 +166,7 @@ def test_cli_user_errors_are_one_message_without_traceback(args, needle):
     assert "Traceback" not in res.stderr
 
 
-EXPECTED_DIM = {"tiny": 240, "resnet18": 512, "resnet50": 2048}
+EXPECTED_DIM = {"tiny": 240, "resnet18": 512, "resnet50": 2048, "vgg16": 4096}
 
 
 @pytest.mark.parametrize("method,backbone", list(itertools.product(options("method"), options("backbone"))))

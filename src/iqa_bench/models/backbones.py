@@ -102,7 +102,8 @@ class Backbone(nn.Module):
             if pool != "last":
                 raise ConfigError(f"backbone.pool: {pool!r} is only available for the 'tiny' backbone")
             self.body = _create_timm(name, pretrained)
-            self.feature_dim = int(self.body.num_features)
+            # pooled output size: head_hidden_size where timm keeps a pre-logits block (VGG: fc6/fc7 -> 4096)
+            self.feature_dim = int(getattr(self.body, "head_hidden_size", None) or self.body.num_features)
         if weights:
             load_local_weights(self.body, weights)
         self.channels_last = channels_last
