@@ -185,3 +185,13 @@ def test_pretrained_weights_offline_is_a_clear_user_error(compose_cfg, monkeypat
     cfg = compose_cfg(["backbone=resnet18", "backbone.pretrained=true"])
     with pytest.raises(UserError, match="backbone.pretrained=true.*resnet18"):
         instantiate(cfg.method)
+
+
+def test_a_stray_key_is_a_config_error_naming_it(compose_cfg, tmp_path):
+    """Direct and partial (`_partial_: true`, called later) targets: an unknown key names its full path."""
+    cfg = compose_cfg(["data/pretrain=folder", f"data.pretrain.path={tmp_path}", "+data.pretrain.images.sizee=3"])
+    with pytest.raises(ConfigError, match=r"data\.pretrain\.images\.sizee: not an option of .*folder_images"):
+        instantiate(cfg.data.pretrain)
+    cfg = compose_cfg(["+evaluator.n_splitz=3"])
+    with pytest.raises(ConfigError, match=r"n_splitz: not an option of .*RidgeEvaluator"):
+        instantiate(cfg.evaluator)
