@@ -189,7 +189,9 @@ def test_pretrained_weights_offline_is_a_clear_user_error(compose_cfg, monkeypat
 
 def test_a_stray_key_is_a_config_error_naming_it(compose_cfg, tmp_path):
     """Direct and partial (`_partial_: true`, called later) targets: an unknown key names its full path."""
-    cfg = compose_cfg(["data/pretrain=folder", f"data.pretrain.path={tmp_path}", "+data.pretrain.images.sizee=3"])
+    cfg = compose_cfg(
+        ["data/pretrain=folder", f"data.pretrain.path={tmp_path}", "+data.pretrain.images.sizee=3"]
+    )
     with pytest.raises(ConfigError, match=r"data\.pretrain\.images\.sizee: not an option of .*folder_images"):
         instantiate(cfg.data.pretrain)
     cfg = compose_cfg(["+evaluator.n_splitz=3"])
