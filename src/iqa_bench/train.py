@@ -25,6 +25,7 @@ from iqa_bench.eval.results import result_rows, summary_table, write_results
 from iqa_bench.utils import resolvers
 from iqa_bench.utils.config_check import validate_config
 from iqa_bench.utils.instantiate import instantiate
+from iqa_bench.utils.printing import print_config_tree
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings(
         "ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*"
     )
+    if cfg.get("print_config", True):
+        print_config_tree(cfg)
     torch.set_num_threads(cfg.get("num_threads") or torch.get_num_threads())
     torch.set_flush_denormal(True)  # denormal floats make CPU convolutions orders of magnitude slower
     L.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -79,6 +79,7 @@ def test_cli_run_dir_override(tmp_path):
     assert "| pretrained | builtin_synthetic |" in res.stdout
     assert "| random_init | builtin_synthetic |" in res.stdout
     assert f"Run directory: {run_dir}" in res.stdout
+    assert "CONFIG" in res.stdout and "temperature: 0.1" in res.stdout  # the config tree printed at start
 
 
 def test_many_loggers_sample_grids_and_closed_runs(compose_cfg, monkeypatch):
