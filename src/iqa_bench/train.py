@@ -231,6 +231,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     method = instantiate(cfg.method)
     random_init = copy.deepcopy(method).eval() if cfg.evaluator.get("baseline_random_init", True) else None
+    if cfg.get("compile", False):
+        # in place (nn.Module.compile): parameter names, hence checkpoints, stay those of the eager module
+        method.backbone.compile(**(cfg.get("compile_options") or {}))
     datamodule = instantiate(cfg.data.pretrain, sample_format=method.sample_format)
     ckpt_path = resume_checkpoint(cfg, run_dir)
     eval_sets = build_eval_sets(cfg)  # fail on bad eval config before training starts

@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from iqa_bench.eval.results import RESULT_COLUMNS
@@ -129,3 +130,34 @@ def test_a_failing_job_still_closes_its_wandb_run(compose_cfg, monkeypatch):
     with pytest.raises(Crash):
         train(cfg)
     assert wandb.run is None
+
+
+def test_compile_true_compiles_the_backbone_in_place(compose_cfg, monkeypatch):
+    """compile=true: the backbone goes through torch.compile (in place, so checkpoints keep eager names)."""
+    import torch.nn as nn
+
+    calls = []
+    monkeypatch.setattr(nn.Module, "compile", lambda self, **kw: calls.append((type(self).__name__, kw)))
+    out = train(
+        compose_cfg(
+            [
+                "experiment=smoke",
+                "trainer.fast_dev_run=true",
+                "compile=true",
+                "+compile_options.mode=reduce-overhead",
+            ]
+        )
+    )
+    assert calls == [("Backbone", {"mode": "reduce-overhead"})]
+    assert (out["run_dir"] / "results.csv").is_file()
+
+
+@pytest.mark.slow
+def test_compiled_smoke_run_on_cpu(compose_cfg):
+    """The real thing (inductor needs a C compiler): a compiled smoke run trains, evaluates, and its checkpoint
+    loads into an eager module."""
+    from iqa_bench.methods.arniqa import ARNIQA
+
+    out = train(compose_cfg(["experiment=smoke", "compile=true"]))
+    module = ARNIQA.load_from_checkpoint(out["checkpoint"], map_location="cpu", weights_only=True)
+    assert module.features(torch.rand(1, 3, 64, 64)).shape == (1, 240)
