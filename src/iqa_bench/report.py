@@ -373,6 +373,25 @@ def report(
     return {"out": out, "summary": summary, "files": files}
 
 
+def log_report_to_wandb(res: dict[str, Any], project: str) -> None:
+    """The summary table (a `wandb.Table`) and every plot (`wandb.Image`) as one W&B run of job type "report"."""
+    import os
+
+    try:
+        import wandb
+    except ImportError:
+        raise UserError("--wandb: the wandb package is not installed (pip install -e .[wandb])") from None
+    mode = os.environ.get("WANDB_MODE", "offline")
+    run = wandb.init(project=project, job_type="report", dir=str(res["out"]), mode=mode)
+    try:
+        cols = ["model", "baseline", "dataset", "metric", "median", "spread", "spread_over", "n_runs"]
+        data = [[e[c] for c in cols] for e in res["summary"]]
+        images = {f"report/{p.stem}": wandb.Image(str(p)) for p in res["files"] if p.suffix == ".png"}
+        run.log({"report/table": wandb.Table(columns=cols, data=data), **images})
+    finally:
+        run.finish()
+
+
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
@@ -382,8 +401,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("dirs", nargs="+", help="run or multirun directories (searched recursively)")
     ap.add_argument("--out", default=None, help="output folder (default: <first DIR>/report)")
     ap.add_argument("--max-scatter", type=int, default=12, help="at most this many scatter plots")
+    ap.add_argument(
+        "--wandb",
+        nargs="?",
+        const="iqa_bench",
+        default=None,
+        metavar="PROJECT",
+        help="also log the table and plots to W&B (offline unless WANDB_MODE=online); default project iqa_bench",
+    )
     args = ap.parse_args(argv)
     res = report(args.dirs, args.out, args.max_scatter)
+    if args.wandb:
+        log_report_to_wandb(res, args.wandb)
     print((res["out"] / "report.md").read_text(), flush=True)
     print(f"Report written to {res['out']} ({len(res['files'])} files)", flush=True)
 

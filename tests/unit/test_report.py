@@ -103,3 +103,17 @@ def test_bad_or_empty_directories_are_one_line_errors(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: report: no such directory") and "Traceback" not in err
+
+
+def test_report_logged_to_wandb_offline(tmp_path, monkeypatch):
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for i, s in enumerate([0.70, 0.80]):
+        _run(tmp_path / "runs" / str(i), "arniqa", i, s)
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--wandb", "iqa_test"])
+    assert wandb.run is None
+    run_dirs = list((tmp_path / "rep" / "wandb").glob("offline-run-*"))
+    assert len(run_dirs) == 1
+    media = list(run_dirs[0].rglob("*.png")) + list(run_dirs[0].rglob("*.table.json"))
+    assert any(p.suffix == ".png" for p in media) and any(p.name.endswith(".table.json") for p in media)
