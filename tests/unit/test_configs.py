@@ -197,3 +197,10 @@ def test_a_stray_key_is_a_config_error_naming_it(compose_cfg, tmp_path):
     cfg = compose_cfg(["+evaluator.n_splitz=3"])
     with pytest.raises(ConfigError, match=r"n_splitz: not an option of .*RidgeEvaluator"):
         instantiate(cfg.evaluator)
+
+
+def test_gpu_trainers_turn_on_channels_last(compose_cfg):
+    assert compose_cfg([]).backbone.channels_last is False
+    for trainer in ("gpu", "ddp"):
+        assert compose_cfg([f"trainer={trainer}"]).backbone.channels_last is True
+    assert compose_cfg(["trainer=gpu", "backbone.channels_last=false"]).backbone.channels_last is False

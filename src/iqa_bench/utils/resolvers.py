@@ -29,6 +29,17 @@ def run_name(override_dirname: str) -> str:
     return name
 
 
+def is_gpu(accelerator: str) -> bool:
+    """True when a trainer's `accelerator` runs on a GPU ("gpu", "cuda", or "auto" with CUDA available): used to
+    turn on GPU-only defaults such as channels_last."""
+    acc = str(accelerator).lower()
+    if acc == "auto":
+        import torch
+
+        return torch.cuda.is_available()
+    return acc in ("gpu", "cuda")
+
+
 def register() -> None:
     """Register `${iqa_root:}` (the project root: the folder holding `conf/`), `${wandb_offline:}` and
     `${run_name:<override_dirname>}`."""
@@ -38,6 +49,8 @@ def register() -> None:
         OmegaConf.register_new_resolver("wandb_offline", _wandb_offline)
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", run_name)
+    if not OmegaConf.has_resolver("is_gpu"):
+        OmegaConf.register_new_resolver("is_gpu", is_gpu)
 
 
 register()
