@@ -6,7 +6,17 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-DEFAULT_ORDER = ("method", "backbone", "distortion", "data", "evaluator", "trainer", "callbacks", "logger", "paths")
+DEFAULT_ORDER = (
+    "method",
+    "backbone",
+    "distortion",
+    "data",
+    "evaluator",
+    "trainer",
+    "callbacks",
+    "logger",
+    "paths",
+)
 
 
 def print_config_tree(cfg: DictConfig, order: Sequence[str] = DEFAULT_ORDER) -> None:
