@@ -59,7 +59,11 @@ def _check_partial_keys(node: Any, path: str) -> None:
                     continue
                 _check_partial_keys(child, f"{path}.{key}" if path else str(key))
     elif isinstance(node, ListConfig):
-        for i, child in enumerate(node):
+        for i in range(len(node)):
+            try:
+                child = node._get_node(i)  # unresolved: a missing value elsewhere must not fail here
+            except Exception:  # noqa: BLE001
+                continue
             _check_partial_keys(child, f"{path}[{i}]")
 
 
