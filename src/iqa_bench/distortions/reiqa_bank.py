@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .functional import reiqa as R
-from .transform import _check_images, _check_levels
+from .transform import _check_images, _check_levels, compose_steps
 
 __all__ = [
     "ReIQAPlan",
@@ -245,22 +245,13 @@ def apply_plan(images: Tensor, plan: ReIQAPlan, generator: torch.Generator | Non
         raise ValueError(f"plan must be a ReIQAPlan, got {type(plan).__name__}")
     if plan.batch_size != images.shape[0]:
         raise ValueError(f"plan has batch_size {plan.batch_size} but images has {images.shape[0]} samples")
-    types = plan.type_ids.detach().cpu()
-    levels = plan.levels.detach().cpu()
-    real = types >= 0
-    if bool((types >= len(_ALL)).any()) or bool((types < -1).any()):
-        raise ValueError(f"plan.type_ids must be in -1..{len(_ALL) - 1}")
-    if bool((((levels < 1) | (levels > NUM_LEVELS)) & real).any()):
-        raise ValueError(f"plan.levels must be in 1..{NUM_LEVELS} for non-empty steps")
-    with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
-        x = images.float().clone()
-        for s in range(types.shape[1]):
-            column = types[:, s]
-            for t in torch.unique(column[column >= 0]).tolist():
-                rows = (column == t).nonzero(as_tuple=True)[0]
-                idx = rows.to(x.device)
-                x.index_copy_(0, idx, _run(t, x.index_select(0, idx), levels[rows, s], generator))
-    return x.to(images.dtype)
+    return compose_steps(images, plan.type_ids, plan.levels, len(_ALL), _run_rows, generator)
+
+
+def _run_rows(x: Tensor, rows: Tensor, t: int, levels: Tensor, generator: torch.Generator | None) -> None:
+    """Replace ``x[rows]`` by op ``t`` at ``levels`` (one per row), for :func:`compose_steps`."""
+    idx = rows.to(x.device)
+    x.index_copy_(0, idx, _run(t, x.index_select(0, idx), levels, generator))
 
 
 class ReIQASampler:

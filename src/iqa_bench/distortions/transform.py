@@ -6,6 +6,8 @@ autocast regions) and without autograd, clip to [0,1] after every distortion and
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -134,18 +136,34 @@ def apply_plan(images: Tensor, plan: DistortionPlan, generator: torch.Generator 
         raise ValueError(f"plan must be a DistortionPlan, got {type(plan).__name__}")
     if plan.batch_size != images.shape[0]:
         raise ValueError(f"plan has batch_size {plan.batch_size} but images has {images.shape[0]} samples")
-    types = plan.type_ids.detach().cpu()
-    levels = plan.levels.detach().cpu()
+    return compose_steps(images, plan.type_ids, plan.levels, len(_SPECS), _run_inplace, generator)
+
+
+def compose_steps(
+    images: Tensor,
+    type_ids: Tensor,
+    levels: Tensor,
+    num_types: int,
+    run_rows: Callable[[Tensor, Tensor, int, Tensor, torch.Generator | None], None],
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The composition loop shared by every bank: steps ``type_ids``/``levels`` ``(B,S)`` (``-1`` = empty step)
+    applied column by column to ``images (B,3,H,W)``; within a column the samples of each type are one call
+    ``run_rows(x, rows, type, levels_of_rows, generator)`` that replaces ``x[rows]`` in place. Validates the ids
+    (in ``-1..num_types-1``) and levels (1..5 on real steps); computes in float32 outside autocast; returns the
+    input's dtype."""
+    types = type_ids.detach().cpu()
+    levels = levels.detach().cpu()
     real = types >= 0
-    if bool((types >= len(_SPECS)).any()) or bool((types < -1).any()):
-        raise ValueError(f"plan.type_ids must be in -1..{len(_SPECS) - 1}")
+    if bool((types >= num_types).any()) or bool((types < -1).any()):
+        raise ValueError(f"plan.type_ids must be in -1..{num_types - 1}")
     if bool((((levels < 1) | (levels > NUM_LEVELS)) & real).any()):
         raise ValueError(f"plan.levels must be in 1..{NUM_LEVELS} for non-empty steps")
     with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
         x = images.float().clone()
-        for s in range(plan.num_steps):
+        for s in range(types.shape[1]):
             column = types[:, s]
             for t in torch.unique(column[column >= 0]).tolist():
                 rows = (column == t).nonzero(as_tuple=True)[0]
-                _run_inplace(x, rows, t, levels[rows, s], generator)
+                run_rows(x, rows, t, levels[rows, s], generator)
     return x.to(images.dtype)
