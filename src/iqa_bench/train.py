@@ -115,7 +115,6 @@ def _fit_and_evaluate(
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     if ckpt_path:
         print(f"Resuming from {ckpt_path}", flush=True)
-        keep_previous_metrics(run_dir)
     trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
 
     checkpoint = save_final_checkpoint(trainer, callbacks)
@@ -236,6 +235,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         method.backbone.compile(**(cfg.get("compile_options") or {}))
     datamodule = instantiate(cfg.data.pretrain, sample_format=method.sample_format)
     ckpt_path = resume_checkpoint(cfg, run_dir)
+    if ckpt_path:
+        keep_previous_metrics(run_dir)  # before any logger touches the run dir (the CSV logger deletes it)
     eval_sets = build_eval_sets(cfg)  # fail on bad eval config before training starts
 
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]

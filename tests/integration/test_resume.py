@@ -69,6 +69,8 @@ def test_crash_then_same_command_resumes_to_identical_results(compose_cfg, tmp_p
 
     resumed = train(compose_cfg(FAST))
     assert resumed["run_dir"] == run_dir
+    before = list(csv.DictReader((run_dir / "metrics.1.csv").open()))  # the killed run's log is kept
+    assert before and max(int(r["step"]) for r in before if r.get("step")) <= 6
     assert _numbers(run_dir) == _numbers(ref["run_dir"])
     a, b = _weights(ref["checkpoint"]), _weights(resumed["checkpoint"])
     assert a.keys() == b.keys()
