@@ -76,14 +76,17 @@ class FileEvalSet(EvalSet):
     SCORE_RANGE: ClassVar[tuple[float, float] | None] = None
     HAS_REFS: ClassVar[bool] = False
 
+    DEFAULT_NAME = ""  # results-table name when the config gives none (subclasses without an __init__ set it)
+
     def __init__(
         self,
         root: str | os.PathLike,
-        name: str,
+        name: str | None = None,
         check_images: str = "header",
         max_missing_frac: float = 0.01,
         short_side: int | None = None,
     ) -> None:
+        name = name or self.DEFAULT_NAME or type(self).__name__.lower()
         if check_images not in CHECK_MODES:
             raise ConfigError(
                 f"data.eval.{name}.check_images must be one of {list(CHECK_MODES)}, got {check_images!r}"

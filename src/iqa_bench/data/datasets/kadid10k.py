@@ -12,8 +12,6 @@ used as is. References come from `ref_img`.
 
 from __future__ import annotations
 
-import os
-
 from iqa_bench.data.datasets.base import Entry, FileEvalSet
 from iqa_bench.data.datasets.tables import read_csv_table
 
@@ -22,16 +20,7 @@ class KADID10k(FileEvalSet):
     LAYOUT = "KADID-10k as unpacked from kadid10k.zip: <root>/dmos.csv (dist_img,ref_img,dmos,var) and <root>/images/"
     SCORE_RANGE = (1.0, 5.0)
     HAS_REFS = True
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        name: str = "kadid10k",
-        check_images: str = "header",
-        max_missing_frac: float = 0.01,
-        short_side: int | None = None,
-    ) -> None:
-        super().__init__(root, name, check_images, max_missing_frac, short_side)
+    DEFAULT_NAME = "kadid10k"
 
     def read_entries(self) -> list[Entry]:
         path = self.require_file("dmos.csv")

@@ -28,16 +28,7 @@ class PIPAL(FileEvalSet):
     )
     SCORE_RANGE = (900.0, 1900.0)
     HAS_REFS = True
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        name: str = "pipal",
-        check_images: str = "header",
-        max_missing_frac: float = 0.01,
-        short_side: int | None = None,
-    ) -> None:
-        super().__init__(root, name, check_images, max_missing_frac, short_side)
+    DEFAULT_NAME = "pipal"
 
     def read_entries(self) -> list[Entry]:
         label_dir = self.require_dir("Train_Label", "label folder")

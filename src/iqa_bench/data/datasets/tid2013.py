@@ -12,7 +12,6 @@ The reference of `iXX_YY_Z.bmp` is XX.
 
 from __future__ import annotations
 
-import os
 import re
 
 from iqa_bench.data.datasets.base import Entry, FileEvalSet
@@ -27,16 +26,7 @@ class TID2013(FileEvalSet):
     )
     SCORE_RANGE = (0.0, 9.0)
     HAS_REFS = True
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        name: str = "tid2013",
-        check_images: str = "header",
-        max_missing_frac: float = 0.01,
-        short_side: int | None = None,
-    ) -> None:
-        super().__init__(root, name, check_images, max_missing_frac, short_side)
+    DEFAULT_NAME = "tid2013"
 
     def read_entries(self) -> list[Entry]:
         path = self.require_file("mos_with_names.txt")
