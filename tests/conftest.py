@@ -46,3 +46,32 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def trained_run(compose_cfg, tmp_path):
+    """A fake train run directory of the smoke ARNIQA method at a seeded random init: `.hydra/config.yaml` +
+    `checkpoints/last.ckpt` in Lightning's layout. Returns (checkpoint path, the module it holds)."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from iqa_bench.utils.instantiate import instantiate
+
+    cfg = compose_cfg(["experiment=smoke"])
+    torch.manual_seed(123)
+    method = instantiate(cfg.method)
+    run = tmp_path / "trainrun"
+    (run / ".hydra").mkdir(parents=True)
+    OmegaConf.save({"method": OmegaConf.to_container(cfg.method)}, run / ".hydra" / "config.yaml")
+    (run / "checkpoints").mkdir()
+    ckpt = run / "checkpoints" / "last.ckpt"
+    torch.save(
+        {
+            "state_dict": method.state_dict(),
+            "hyper_parameters": dict(method.hparams),
+            "global_step": 3,
+            "pytorch-lightning_version": "2",
+        },
+        ckpt,
+    )
+    return ckpt, method

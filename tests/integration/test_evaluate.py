@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from iqa_bench.data.eval_sets import EvalSet
 from iqa_bench.errors import ConfigError
@@ -171,29 +170,6 @@ def test_cli_missing_checkpoint_is_one_line_error(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith("error: ckpt: checkpoint not found")
     assert "Traceback" not in res.stderr
-
-
-@pytest.fixture
-def trained_run(compose_cfg, tmp_path):
-    """A fake train run directory: `.hydra/config.yaml` + `checkpoints/last.ckpt` (Lightning layout)."""
-    cfg = compose_cfg(["experiment=smoke"])
-    torch.manual_seed(123)
-    method = instantiate(cfg.method)
-    run = tmp_path / "trainrun"
-    (run / ".hydra").mkdir(parents=True)
-    OmegaConf.save({"method": OmegaConf.to_container(cfg.method)}, run / ".hydra" / "config.yaml")
-    (run / "checkpoints").mkdir()
-    ckpt = run / "checkpoints" / "last.ckpt"
-    torch.save(
-        {
-            "state_dict": method.state_dict(),
-            "hyper_parameters": dict(method.hparams),
-            "global_step": 3,
-            "pytorch-lightning_version": "2",
-        },
-        ckpt,
-    )
-    return ckpt, method
 
 
 def test_cli_end_to_end_then_cached_rerun(trained_run, tmp_path, compose_cfg, monkeypatch):

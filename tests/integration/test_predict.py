@@ -8,8 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from iqa_bench.data.builtin import kodak_paths
@@ -18,7 +16,6 @@ from iqa_bench.eval.features import extract_features
 from iqa_bench.eval.regressor import load_regressor
 from iqa_bench.evaluate import evaluate
 from iqa_bench.predict import predict
-from iqa_bench.utils.instantiate import instantiate
 from iqa_bench.utils.resolvers import PROJECT_ROOT
 
 TINY_EVAL = [
@@ -29,21 +26,9 @@ TINY_EVAL = [
 ]
 
 
-def _checkpoint(compose_cfg, tmp_path):
-    cfg = compose_cfg(["experiment=smoke"])
-    torch.manual_seed(0)
-    method = instantiate(cfg.method)
-    run = tmp_path / "trainrun"
-    (run / ".hydra").mkdir(parents=True)
-    OmegaConf.save({"method": OmegaConf.to_container(cfg.method)}, run / ".hydra" / "config.yaml")
-    (run / "checkpoints").mkdir()
-    ckpt = run / "checkpoints" / "last.ckpt"
-    torch.save({"state_dict": method.state_dict(), "hyper_parameters": dict(method.hparams)}, ckpt)
-    return ckpt, method.eval()
-
-
-def test_predict_scores_a_folder_and_skips_bad_files(compose_cfg, tmp_path):
-    ckpt, method = _checkpoint(compose_cfg, tmp_path)
+def test_predict_scores_a_folder_and_skips_bad_files(compose_cfg, tmp_path, trained_run):
+    ckpt, method = trained_run
+    method = method.eval()
     ev = evaluate(
         compose_cfg(
             [
