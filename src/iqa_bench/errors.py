@@ -20,7 +20,7 @@ class ConfigError(UserError):
     """A configuration value is invalid; the message starts with the offending key."""
 
 
-def _user_error_in_chain(exc: BaseException) -> UserError | None:
+def user_error_in_chain(exc: BaseException) -> UserError | None:
     """The `UserError` that caused `exc` (itself, or one wrapped e.g. by Hydra's instantiate), else None."""
     seen: set[int] = set()
     cur: BaseException | None = exc
@@ -40,7 +40,7 @@ def exit_on_user_error(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            user_error = _user_error_in_chain(exc)
+            user_error = user_error_in_chain(exc)
             if user_error is None:
                 raise
             print(f"error: {user_error}", file=sys.stderr, flush=True)

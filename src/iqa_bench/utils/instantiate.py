@@ -12,7 +12,7 @@ from typing import Any
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as _hydra_instantiate
 
-from iqa_bench.errors import ConfigError, UserError
+from iqa_bench.errors import ConfigError, user_error_in_chain
 
 _UNEXPECTED = re.compile(r"unexpected keyword argument '([^']+)'")
 _FULL_KEY = re.compile(r"full_key: (\S+)")
@@ -26,11 +26,9 @@ def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return _hydra_instantiate(config, *args, **kwargs)
     except InstantiationException as exc:
-        cause: BaseException | None = exc
-        while cause is not None:
-            if isinstance(cause, UserError):
-                raise cause from None
-            cause = cause.__cause__ or cause.__context__
+        user_error = user_error_in_chain(exc)
+        if user_error is not None:
+            raise user_error from None
         unexpected = _UNEXPECTED.search(str(exc.__cause__ or ""))
         if unexpected and isinstance(exc.__cause__, TypeError):
             key = _FULL_KEY.search(str(exc))
