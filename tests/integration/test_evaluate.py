@@ -20,7 +20,7 @@ from iqa_bench.eval.results import RESULT_COLUMNS
 from iqa_bench.eval.ridge import fit_ridge
 from iqa_bench.eval.runner import RidgeEvaluator
 from iqa_bench.utils.instantiate import instantiate
-from iqa_bench.utils.resolvers import PROJECT_ROOT
+from iqa_bench.utils.resolvers import CONF_DIR, PROJECT_ROOT
 
 TINY_EVAL = [
     "data.eval.builtin_synthetic.distortions=[gaublur,whitenoise]",
@@ -282,7 +282,7 @@ def test_finetune_evaluator_through_evaluate(compose_cfg, monkeypatch):
     assert not (out["run_dir"] / "regressors").exists()
 
 
-@pytest.mark.parametrize("method", sorted(p.stem for p in (PROJECT_ROOT / "conf" / "method").glob("*.yaml")))
+@pytest.mark.parametrize("method", sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")))
 def test_every_method_checkpoint_round_trips(compose_cfg, tmp_path, method):
     """A checkpoint outside a run dir: class from `method=`, arguments from its hyper-parameters."""
     from iqa_bench.evaluate import load_method_checkpoint

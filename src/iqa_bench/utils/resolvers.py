@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-CONF_DIR = PROJECT_ROOT / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # shipped inside the package
 
 
 def _wandb_offline() -> bool:
