@@ -58,16 +58,20 @@ def is_multirun() -> bool:
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
-    """The checkpoint to resume from: `ckpt_path` if set (must exist), else `run_dir/checkpoints/last.ckpt` when
-    `resume` is true and a previous (killed or finished) run left one there."""
+    """The checkpoint to resume from: `ckpt_path` if set (must exist and load), else `run_dir/checkpoints/last.ckpt`
+    when `resume` is true and a previous (killed or finished) run left one there (see `checkpoint_io.resume_from`
+    for damaged files)."""
+    from iqa_bench.utils.checkpoint_io import checkpoint_problem, resume_from
+
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise ConfigError(f"ckpt_path: no checkpoint file at {path}")
+        if (problem := checkpoint_problem(path)) is not None:
+            raise ConfigError(f"ckpt_path: {path} cannot be resumed from: {problem}")
         return str(path)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if cfg.get("resume", True) and last.is_file():
-        return str(last)
+    if cfg.get("resume", True):  # last.ckpt, else the newest loadable checkpoint (a damaged one is passed over)
+        return resume_from(run_dir / "checkpoints")
     return None
 
 
