@@ -136,19 +136,21 @@ def test_a_foreign_pickle_blocks_train_with_one_line_before_training(compose_cfg
         train(compose_cfg([*SHORT, f"+ckpt_path={tmp_path / 'half.ckpt'}"]))
 
 
+@pytest.mark.slow
 def test_truncated_last_ckpt_no_longer_blocks_the_rerun(compose_cfg, tmp_path, caplog):
     """The full-disk scenario: a previous run left a cut-off last.ckpt; rerunning the same command works."""
-    first = train(compose_cfg([*SHORT, "trainer.max_steps=4"]))
+    first = train(compose_cfg([*SHORT, "trainer.max_steps=4", "~data.eval"]))
     last = first["run_dir"] / "checkpoints" / "last.ckpt"
     _truncate(last, 0.3)
     (first["run_dir"] / "results.csv").unlink()
     with caplog.at_level(logging.WARNING):
-        again = train(compose_cfg(SHORT))
+        again = train(compose_cfg([*SHORT, "~data.eval"]))
     assert any("skipping checkpoint" in r.getMessage() and "last.ckpt" in r.getMessage() for r in caplog.records)
     assert (again["run_dir"] / "results.csv").is_file()
     assert torch.load(last, weights_only=True)["global_step"] == 8  # rewritten whole
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(compose_cfg, tmp_path, monkeypatch):
     real_step = ARNIQA.training_step
 
