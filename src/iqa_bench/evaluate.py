@@ -39,6 +39,7 @@ from iqa_bench.eval.results import result_rows, summary_table, write_results
 from iqa_bench.train import build_eval_sets, run_dir_of
 from iqa_bench.utils import resolvers
 from iqa_bench.utils.atomic import atomic_write_text
+from iqa_bench.utils.checkpoint_io import weights_fingerprint
 from iqa_bench.utils.config_check import validate_config
 from iqa_bench.utils.instantiate import instantiate
 
@@ -191,6 +192,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         }
     else:
         module, info = load_method_checkpoint(ckpt, cfg)
+        info["weights_sha256"] = weights_fingerprint(module)  # recorded with the regressor: predict checks it
         label = str(Path(ckpt).expanduser().resolve())
         enc_key = {"checkpoint": checkpoint_key(label), "target": info["target"]}
     module = module.to(device)
@@ -230,6 +232,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 "scales": [float(s) for s in evaluator.scales],
                 "crop_size": evaluator.crop_size,
                 "method_target": info["target"],
+                **(
+                    {"weights_sha256": info["weights_sha256"]}
+                    if enc == "pretrained" and ckpt != RANDOM
+                    else {}
+                ),
             },
         )
     if cfg.get("save_predictions", True):

@@ -1,7 +1,8 @@
 """`python -m iqa_bench.predict ckpt=PATH regressor=PATH images=DIR|FILE|LIST.txt`: score images -> CSV.
 
 Works for any method's checkpoint plus a regressor saved by `evaluate` (`<run>/regressors/*.safetensors`); the
-regressor records which feature scales / crops it was fitted on, and (by default) which checkpoint. Images are
+regressor records which feature scales / crops it was fitted on, and which checkpoint (method, path and a fingerprint
+of the weights): another checkpoint is refused unless `allow_mismatch=true` (then warned). Images are
 decoded by dataloader workers; an unreadable image is skipped with a warning naming it (listed in `skipped.txt`),
 never scored. Output: `<run dir>/predictions.csv` with `path,score` (higher = better), written atomically.
 """
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from iqa_bench.data.folders import DEFAULT_EXTENSIONS, scan_images
-from iqa_bench.data.images import BadImageError, decode_image, resize_uint8
+from iqa_bench.data.images import MIN_SIDE, BadImageError, decode_image, display_path, resize_uint8
 from iqa_bench.errors import ConfigError, UserError, exit_on_user_error
 from iqa_bench.eval.features import extract_features
 from iqa_bench.eval.regressor import load_regressor
@@ -51,8 +52,12 @@ def list_inputs(images: Any) -> list[Path]:
             paths = [(p.parent / ln) if not Path(ln).is_absolute() else Path(ln) for ln in lines if ln]
         elif p.is_file():
             paths = [p]
+        elif p.exists():
+            raise UserError(
+                f"images: {display_path(p)} is not a regular file or a folder (a FIFO or device?)"
+            )
         else:
-            raise UserError(f"images: not found: {p}")
+            raise UserError(f"images: not found: {display_path(p)}")
     if not paths:
         raise UserError(f"images: no images found in {images}")
     return paths
@@ -75,12 +80,55 @@ class PredictImages(Dataset):
         except BadImageError as exc:
             return i, None, str(exc)
         except OSError as exc:
-            return i, None, f"{self.paths[i]}: {exc}"
+            return i, None, f"{display_path(self.paths[i])}: {exc}"
         if self.short_side:
             h, w = img.shape[-2:]
             s = self.short_side / min(h, w)
             img = resize_uint8(img, max(1, round(h * s)), max(1, round(w * s)))
         return i, img, None
+
+
+def check_options(cfg: DictConfig) -> None:
+    """`batch_size` >= 1, `num_workers` >= 0 and `short_side` (when set) >= MIN_SIDE: else a ConfigError."""
+    for key, low in (("batch_size", 1), ("num_workers", 0)):
+        value = cfg.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"{key}: must be an integer >= {low}, got {value!r}")
+    side = cfg.get("short_side")
+    if side is not None and (not isinstance(side, int) or isinstance(side, bool) or side < MIN_SIDE):
+        raise ConfigError(
+            f"short_side: must be null (native size) or an integer >= {MIN_SIDE} pixels, got {side!r}"
+        )
+
+
+def check_regressor_matches(
+    reg: Any, reg_path: Path, ckpt: Path, module: torch.nn.Module, info: dict, cfg
+) -> None:
+    """Refuse to score with a checkpoint other than the one the regressor was fitted on (another method, another
+    run, or the same file retrained): its features are not the ones the regressor maps to quality, so the scores
+    would be meaningless. The regressor records the method class, the checkpoint path and a fingerprint of the
+    weights; `allow_mismatch=true` scores anyway, with a warning."""
+    from iqa_bench.utils.checkpoint_io import weights_fingerprint
+
+    meta = reg.meta
+    reasons = []
+    if meta.get("method_target") and meta["method_target"] != info.get("target"):
+        reasons.append(f"method {info.get('target')} instead of {meta['method_target']}")
+    if meta.get("weights_sha256"):
+        if weights_fingerprint(module) != meta["weights_sha256"]:
+            reasons.append(f"other weights than {meta.get('ckpt')}")
+    elif meta.get("ckpt") and Path(str(meta["ckpt"])).is_absolute():  # older regressors: compare the paths
+        if Path(str(meta["ckpt"])).resolve() != ckpt.expanduser().resolve():
+            reasons.append(f"fitted on {meta['ckpt']}")
+    if not reasons:
+        return
+    what = f"ckpt {display_path(ckpt)} is not the checkpoint regressor {display_path(reg_path)} was fitted on"
+    if not cfg.get("allow_mismatch", False):
+        raise UserError(
+            f"{what} ({'; '.join(reasons)}): its scores would be meaningless; use the matching checkpoint, or "
+            "pass allow_mismatch=true to score anyway"
+        )
+    log.warning("allow_mismatch=true: %s (%s); THE SCORES ARE NOT CALIBRATED", what, "; ".join(reasons))
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -96,10 +144,12 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(
             f"ckpt: checkpoint not found: {ckpt} (give ckpt=PATH, the checkpoint the regressor was made for)"
         )
+    check_options(cfg)
     paths = list_inputs(OmegaConf.to_container(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images)
     torch.set_num_threads(cfg.get("num_threads") or torch.get_num_threads())
     device = _device(cfg)
     module, info = load_method_checkpoint(str(ckpt), cfg)
+    check_regressor_matches(reg, reg_path, Path(str(ckpt)), module, info, cfg)
     module = module.to(device)
     run_dir = run_dir_of(cfg)
     loader = DataLoader(
@@ -126,6 +176,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         feats, item_ids = extract_features(
             {"m": module}, [img for _, img in good], reg.scales, reg.crop_size, len(good), 0, device
         )
+        if feats["m"].shape[1] != reg.model.n_features:
+            raise UserError(
+                f"regressor: {display_path(reg_path)} expects {reg.model.n_features} features, the checkpoint "
+                f"gives {feats['m'].shape[1]}: they do not belong together"
+            )
         preds = reg.predict_items(feats["m"], item_ids)
         for (i, _), s in zip(good, preds):
             scores[i] = float(s)
@@ -135,7 +190,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "score"])
     for i in sorted(scores):
-        w.writerow([str(paths[i]), f"{scores[i]:.6g}"])
+        w.writerow([display_path(paths[i]), f"{scores[i]:.6g}"])
     out_csv = run_dir / "predictions.csv"
     atomic_write_text(out_csv, buf.getvalue())
     if skipped:
@@ -151,7 +206,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     return {
         "run_dir": run_dir,
         "csv": out_csv,
-        "scores": {str(paths[i]): v for i, v in scores.items()},
+        "scores": {display_path(paths[i]): v for i, v in scores.items()},
         "skipped": skipped,
     }
 

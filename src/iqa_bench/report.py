@@ -67,16 +67,23 @@ def find_results(dirs: Sequence[str | Path]) -> list[Path]:
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
-    """Rows of one results.csv with `run_dir` added; UserError naming the file and the missing columns."""
+    """Rows of one results.csv with `run_dir` added; UserError naming the file and the missing columns. A file
+    cut off mid-row (no final newline, or a row with fewer or more fields than the header: a copy or a disk that
+    failed) is skipped with a warning naming it: [] is returned, so the report does not list it as a source."""
     try:
-        with path.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-            if missing:
-                raise UserError(f"report: {path} lacks column(s) {missing}")
-            rows = list(reader)
+        text = path.read_text(encoding="utf-8")
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(f"report: {path} lacks column(s) {missing}")
+        rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"report: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    bad = [i for i, r in enumerate(rows, start=2) if None in r or any(v is None for v in r.values())]
+    if bad or (text and not text.endswith("\n")):
+        where = f"line {bad[0]} has the wrong number of fields" if bad else "it does not end with a newline"
+        log.warning("report: skipping %s: the file is truncated or damaged (%s)", path, where)
+        return []
     for r in rows:
         r["run_dir"] = str(path.parent)
     return rows
@@ -355,8 +362,9 @@ def report(
     """Collect, summarise and write the report; returns {"out", "summary", "files"}."""
     if not dirs:
         raise UserError("report: give at least one run or multirun directory")
-    sources = find_results(dirs)
-    rows = [r for p in sources for r in read_results(p)]
+    per_file = {p: read_results(p) for p in find_results(dirs)}
+    sources = [p for p, rs in per_file.items() if rs]  # a skipped (truncated) file is not a source
+    rows = [r for rs in per_file.values() for r in rs]
     summary = summarise(rows)
     if not summary:
         raise UserError(f"report: no summary ('median' or 'full') rows in {len(sources)} results file(s)")

@@ -6,6 +6,8 @@ Everything here returns `torch.uint8` tensors `(3, H, W)` in [0, 255]; no float 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -18,13 +20,21 @@ from iqa_bench.errors import UserError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# .gif: the first frame of an animated GIF; palette transparency is composited on white like any alpha channel
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 MAX_PIXELS = 16384 * 16384  # refuse decompression bombs above this many pixels
 MIN_SIDE = 16
 
 
 class BadImageError(UserError):
-    """An image file cannot be used (unreadable, truncated, too small, too large); the message names the file."""
+    """An image file cannot be used (unreadable, truncated, too small, too large, not a regular file); the message
+    names the file."""
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """`path` as printable UTF-8 text: bytes of a name that is not valid UTF-8 are shown as `\\xNN` escapes (such
+    a name cannot be written to a UTF-8 log, CSV or JSON file as it is)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def decode_image(path: str | Path, min_side: int = MIN_SIDE) -> torch.Tensor:
@@ -32,16 +42,25 @@ def decode_image(path: str | Path, min_side: int = MIN_SIDE) -> torch.Tensor:
 
     Grayscale, palette, CMYK, RGBA (alpha composited on white) and 16-bit images are converted to 8-bit RGB.
     Raises `BadImageError` naming the file for unreadable/truncated files, images smaller than `min_side` pixels
-    on a side and images with more than `MAX_PIXELS` pixels (decompression bombs).
+    on a side, images with more than `MAX_PIXELS` pixels (decompression bombs) and anything that is not a regular
+    file (a FIFO named `x.jpg` would block `open()` forever; it is never opened).
     """
     path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise BadImageError(f"{display_path(path)}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise BadImageError(f"{display_path(path)}: not a regular file (FIFO, socket, device or folder)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
-                    raise BadImageError(f"{path}: {w}x{h} pixels exceeds the {MAX_PIXELS}-pixel safety limit")
+                    raise BadImageError(
+                        f"{display_path(path)}: {w}x{h} pixels exceeds the {MAX_PIXELS}-pixel safety limit"
+                    )
                 fast = _decode_fast(path, im)
                 if fast is not None:
                     rgb = None
@@ -58,12 +77,14 @@ def decode_image(path: str | Path, min_side: int = MIN_SIDE) -> torch.Tensor:
         Image.DecompressionBombError,
         Image.DecompressionBombWarning,
     ) as exc:
-        raise BadImageError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
+        raise BadImageError(
+            f"{display_path(path)}: cannot decode image ({type(exc).__name__}: {exc})"
+        ) from None
     if rgb is not None:
         fast = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
     if min(fast.shape[-2:]) < min_side:
         raise BadImageError(
-            f"{path}: image is {fast.shape[-1]}x{fast.shape[-2]}, smaller than {min_side} px on a side"
+            f"{display_path(path)}: image is {fast.shape[-1]}x{fast.shape[-2]}, smaller than {min_side} px on a side"
         )
     return fast
 
@@ -141,11 +162,14 @@ def half_scale(img: torch.Tensor) -> torch.Tensor:
 
 
 def list_images(root: str | Path) -> list[Path]:
-    """All image files under `root` (recursive, sorted); `UserError` if `root` is missing or holds none."""
+    """All image files under `root` (recursive, sorted; skips as `folders.scan_images`); `UserError` if `root` is
+    missing or holds none."""
+    from iqa_bench.data.folders import scan_images
+
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"image folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = [root / r for r in scan_images(root, IMAGE_EXTENSIONS)]
     if not files:
         raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
     return files

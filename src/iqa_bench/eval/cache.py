@@ -193,16 +193,15 @@ def extract_cached(
         for name, f in feats.items():
             out[name] = f
             if name in keys:
-                cache.save(  # type: ignore[union-attr]
-                    keys[name],
-                    f,
-                    new_ids,
-                    {
-                        "encoder": encoder_keys[name],
-                        "dataset": getattr(dataset, "name", None),
-                        "scales": list(scales),
-                        "crop_size": crop_size,
-                    },
-                )
+                info = {
+                    "encoder": encoder_keys[name],
+                    "dataset": getattr(dataset, "name", None),
+                    "scales": list(scales),
+                    "crop_size": crop_size,
+                }
+                try:
+                    cache.save(keys[name], f, new_ids, info)  # type: ignore[union-attr]
+                except OSError as exc:  # read-only or full cache folder: the features are just not cached
+                    log.warning("features not cached (%s); they will be extracted again next run", exc)
     assert ids is not None
     return {name: out[name] for name in encoders}, ids
