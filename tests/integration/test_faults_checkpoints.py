@@ -36,7 +36,11 @@ SHORT = [
 
 
 def _ckpt(step: int, value: float = 1.0) -> dict:
-    return {"state_dict": {"w": torch.full((4,), value)}, "global_step": step, "pytorch-lightning_version": "2"}
+    return {
+        "state_dict": {"w": torch.full((4,), value)},
+        "global_step": step,
+        "pytorch-lightning_version": "2",
+    }
 
 
 def _truncate(path, fraction: float = 0.5) -> None:
@@ -114,10 +118,14 @@ def test_a_foreign_pickle_as_last_ckpt_is_refused_in_one_line(tmp_path):
 
     with (tmp_path / "last.ckpt").open("wb") as fh:
         pickle.dump(collections.OrderedDict(a=1), fh)
-    with pytest.raises(ForeignCheckpointError, match="last.ckpt is not a checkpoint written by iqa_bench") as e:
+    with pytest.raises(
+        ForeignCheckpointError, match="last.ckpt is not a checkpoint written by iqa_bench"
+    ) as e:
         resume_from(tmp_path)
     assert "\n" not in str(e.value)
-    torch.save({"w": torch.ones(2)}, tmp_path / "last.ckpt")  # a bare state dict: not a run's checkpoint either
+    torch.save(
+        {"w": torch.ones(2)}, tmp_path / "last.ckpt"
+    )  # a bare state dict: not a run's checkpoint either
     with pytest.raises(ForeignCheckpointError, match="not a Lightning checkpoint"):
         resume_from(tmp_path)
 
@@ -145,7 +153,9 @@ def test_truncated_last_ckpt_no_longer_blocks_the_rerun(compose_cfg, tmp_path, c
     (first["run_dir"] / "results.csv").unlink()
     with caplog.at_level(logging.WARNING):
         again = train(compose_cfg([*SHORT, "~data.eval"]))
-    assert any("skipping checkpoint" in r.getMessage() and "last.ckpt" in r.getMessage() for r in caplog.records)
+    assert any(
+        "skipping checkpoint" in r.getMessage() and "last.ckpt" in r.getMessage() for r in caplog.records
+    )
     assert (again["run_dir"] / "results.csv").is_file()
     assert torch.load(last, weights_only=True)["global_step"] == 8  # rewritten whole
 
@@ -159,7 +169,9 @@ def test_a_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(compose
         return loss * float("nan") if self.trainer.global_step == 6 else loss
 
     monkeypatch.setattr(ARNIQA, "training_step", poisoned)
-    with pytest.raises(DivergedError, match=r"not finite \(NaN/inf\) at step 6.*last good checkpoint is kept") as e:
+    with pytest.raises(
+        DivergedError, match=r"not finite \(NaN/inf\) at step 6.*last good checkpoint is kept"
+    ) as e:
         train(compose_cfg(SHORT))
     assert "\n" not in str(e.value)
     run = tmp_path / "run"

@@ -99,6 +99,7 @@ def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[str], None
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, file_mode())  # a writer may recreate the file (safetensors does, with 0600)
         _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
