@@ -141,7 +141,7 @@ def test_a_foreign_pickle_blocks_train_with_one_line_before_training(compose_cfg
         train(compose_cfg(SHORT))
     with pytest.raises(UserError, match="ckpt_path: .* cannot be resumed from: damaged"):
         (tmp_path / "half.ckpt").write_bytes(b"PK\x03\x04garbage")
-        train(compose_cfg([*SHORT, f"+ckpt_path={tmp_path / 'half.ckpt'}"]))
+        train(compose_cfg([*SHORT, f"ckpt_path={tmp_path / 'half.ckpt'}"]))
 
 
 @pytest.mark.slow
