@@ -211,3 +211,35 @@ def test_regressors_respect_the_umask_like_every_result_file(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert stat.S_IMODE(path.with_suffix(".json").stat().st_mode) == 0o640
+
+
+def test_an_unwritable_run_folder_is_one_line_before_hydra_writes(tmp_path):
+    import subprocess
+    import sys
+
+    from iqa_bench.utils.resolvers import PROJECT_ROOT
+    from iqa_bench.utils.run_dir import write_problem
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    assert write_problem(tmp_path / "ok" / "run") is None and (tmp_path / "ok" / "run").is_dir()
+    assert write_problem(blocker / "run") == "Not a directory"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iqa_bench.predict",
+            "regressor=x.safetensors",
+            f"images={tmp_path}",
+            f"hydra.run.dir={blocker / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")},
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"error: hydra.run.dir: cannot write the run folder {blocker / 'run'}: Not a directory"
+    ]
