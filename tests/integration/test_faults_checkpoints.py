@@ -208,3 +208,15 @@ def test_a_read_only_run_folder_is_a_one_line_error(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"cannot write .*results.csv: Read-only file system") as e:
         atomic_write_text(tmp_path / "results.csv", "x")
     assert isinstance(e.value, OSError) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp", "ddp_cpu"])
+def test_every_trainer_config_saves_through_the_atomic_plugin(compose_cfg, trainer):
+    from iqa_bench.utils.instantiate import instantiate
+
+    cfg = compose_cfg(["experiment=smoke", f"trainer={trainer}"])
+    assert [p._target_ for p in cfg.trainer.plugins] == ["iqa_bench.utils.checkpoint_io.AtomicCheckpointIO"]
+    assert {"finite_loss", "termination"} <= set(cfg.callbacks)
+    if trainer in ("cpu", "ddp_cpu"):  # the GPU ones cannot be built without a GPU
+        built = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+        assert isinstance(built.strategy.checkpoint_io, AtomicCheckpointIO)
