@@ -83,12 +83,14 @@ def test_names_that_are_not_utf8_are_skipped_with_a_printable_warning(tmp_path, 
     _photos(root, 1)
     bad = os.path.join(os.fsencode(root), NON_UTF8)
     shutil.copy(kodak_paths()[1], bad)
+    with open(os.path.join(os.fsencode(root), b"notes\xe9.txt"), "w") as fh:  # not an image: not worth a warning
+        fh.write("x")
     with caplog.at_level(logging.WARNING):
         listed = scan_images(root, folders.DEFAULT_EXTENSIONS)
         got = folder_images(root, tmp_path / "cache")  # the cached list stays valid UTF-8
     assert listed == ["img0.png"] and [p.name for p in got] == ["img0.png"]
     msg = next(r.getMessage() for r in caplog.records if "not valid UTF-8" in r.getMessage())
-    assert "caf\\xe9.png" in msg
+    assert "caf\\xe9.png" in msg and "skipped 1 entry" in msg
     msg.encode("utf-8")  # printable in a UTF-8 log: no lone surrogates
     assert display_path(os.fsdecode(bad)).endswith("caf\\xe9.png")
 

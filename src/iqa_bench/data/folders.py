@@ -66,10 +66,11 @@ def scan_images(root: Path, extensions: Sequence[str]) -> list[str]:
             continue
         for e in entries:
             name = f"{rel}/{e.name}" if rel else e.name
-            if not _valid_utf8(e.name):
-                skipped["name is not valid UTF-8 (rename it to include it)"].append(name)
-                continue
             try:
+                if not _valid_utf8(e.name):  # only images and folders are worth a warning
+                    if e.name.lower().endswith(exts) or e.is_dir(follow_symlinks=True):
+                        skipped["name is not valid UTF-8 (rename it to include it)"].append(name)
+                    continue
                 if e.is_dir(follow_symlinks=True):
                     st = e.stat(follow_symlinks=True)
                     if (st.st_dev, st.st_ino) in visited:
