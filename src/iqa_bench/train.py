@@ -70,7 +70,7 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
         if (problem := checkpoint_problem(path)) is not None:
             raise ConfigError(f"ckpt_path: {path} cannot be resumed from: {problem}")
         return str(path)
-    if cfg.get("resume", True):  # last.ckpt, else the newest loadable checkpoint (a damaged one is passed over)
+    if cfg.get("resume", True):  # last.ckpt, else the newest loadable checkpoint (damaged ones passed over)
         return resume_from(run_dir / "checkpoints")
     return None
 

@@ -83,7 +83,8 @@ def test_names_that_are_not_utf8_are_skipped_with_a_printable_warning(tmp_path, 
     _photos(root, 1)
     bad = os.path.join(os.fsencode(root), NON_UTF8)
     shutil.copy(kodak_paths()[1], bad)
-    with open(os.path.join(os.fsencode(root), b"notes\xe9.txt"), "w") as fh:  # not an image: not worth a warning
+    # not an image: not worth a warning
+    with open(os.path.join(os.fsencode(root), b"notes\xe9.txt"), "w") as fh:
         fh.write("x")
     with caplog.at_level(logging.WARNING):
         listed = scan_images(root, folders.DEFAULT_EXTENSIONS)
