@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from iqa_bench.data.builtin import BUILTIN_VERSION, config_hash, kodak_paths
-from iqa_bench.data.fr_metrics import ms_ssim
+from iqa_bench.data.fr_metrics import SCORER, ms_ssim
 from iqa_bench.data.images import decode_image, resize_uint8
 from iqa_bench.errors import ConfigError
 from iqa_bench.utils.atomic import atomic_open
@@ -57,7 +57,8 @@ class BuiltinSyntheticEval(EvalSet):
     score table is cached on disk (`cache_dir/eval-<hash>/scores.csv`), so the set costs no storage. Portrait photos
     are transposed to landscape and resized to `long_side` (default 288), so every item is `(3, 192, 288)`.
 
-    The pseudo-MOS is synthetic: MS-SSIM on luma (`fr_metrics.ms_ssim`) of the uint8-quantised distorted image
+    The pseudo-MOS is synthetic: torchmetrics' MS-SSIM on luma (`fr_metrics.ms_ssim`; its `SCORER` is part of the
+    cache key) of the uint8-quantised distorted image
     against its reference, in [0, 1], higher = better.
     """
 
@@ -100,7 +101,7 @@ class BuiltinSyntheticEval(EvalSet):
             for d in self.distortions
             for lv in self.levels
         ]
-        key = config_hash([BUILTIN_VERSION, self.distortions, self.levels, self.seed, self.long_side])
+        key = config_hash([BUILTIN_VERSION, SCORER, self.distortions, self.levels, self.seed, self.long_side])
         self.cache_file = Path(cache_dir) / f"eval-{key}" / "scores.csv"
         self.labels = labels  # needed by __getitem__ while scoring
         scores = self._load_or_compute_scores(labels)
