@@ -39,7 +39,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from iqa_bench.errors import ConfigError
 from iqa_bench.eval.finetune_data import image_store, random_crops
 from iqa_bench.eval.finetune_module import FinetuneModule, KeepBest
 from iqa_bench.eval.metrics import all_metrics
@@ -47,6 +46,7 @@ from iqa_bench.eval.protocol import summarise_splits
 from iqa_bench.eval.runner import _labels
 from iqa_bench.eval.splits import make_splits
 from iqa_bench.models.heads import score_head
+from iqa_bench.utils.config_check import check
 
 __all__ = ["FinetuneEvaluator", "random_crops"]
 
@@ -133,9 +133,7 @@ class FinetuneEvaluator:
             ("evaluator.num_workers", self.num_workers >= 0, ">= 0"),
             ("evaluator.precision", str(self.precision) in PRECISIONS, f"one of {PRECISIONS}"),
         ]
-        for key, ok, want in checks:
-            if not ok:
-                raise ConfigError(f"{key} must be {want}, got {getattr(self, key.split('.')[1])!r}")
+        check((key, ok, want, getattr(self, key.split(".")[1])) for key, ok, want in checks)
 
     # ---------------------------------------------------------------------------------------------- helpers
     def _trainer(self, device: torch.device, name: str, s: int, keep: KeepBest) -> L.Trainer:
@@ -263,9 +261,13 @@ def _quiet_lightning() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
             warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch pytree deprecation inside Lightning
+            warnings.filterwarnings(
+                "ignore", message=".*LeafSpec.*"
+            )  # torch pytree deprecation inside Lightning
             # intended: the encoder (and a dropout-free head) stay in eval mode, see FinetuneModule.train
-            warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
+            warnings.filterwarnings(
+                "ignore", message=".*module\\(s\\) in eval mode at the start of training.*"
+            )
             yield
     finally:
         for lg, level in zip(loggers, levels):

@@ -54,3 +54,9 @@ def register() -> None:
 
 
 register()
+
+
+# typed schemas of the config groups, checked by Hydra at compose time (needs the resolvers above registered)
+from iqa_bench.utils.schemas import register_schemas  # noqa: E402
+
+register_schemas()
