@@ -105,7 +105,11 @@ def test_random_crops_pad_and_seed():
 
 @pytest.mark.parametrize(
     "kw,key",
-    [({"loss": "l1"}, "evaluator.loss"), ({"epochs": 0}, "evaluator.epochs"), ({"precision": "8"}, "evaluator.precision")],
+    [
+        ({"loss": "l1"}, "evaluator.loss"),
+        ({"epochs": 0}, "evaluator.epochs"),
+        ({"precision": "8"}, "evaluator.precision"),
+    ],
 )
 def test_bad_settings_name_the_key(kw, key):
     with pytest.raises(ConfigError, match=key):
