@@ -11,6 +11,7 @@ into `Entry`s in `read_entries`), add it to `DATASETS` below and add `conf/data/
 from __future__ import annotations
 
 from iqa_bench.data.datasets.base import FileEvalSet
+from iqa_bench.data.datasets.biq2021 import BIQ2021
 from iqa_bench.data.datasets.clive import CLIVE
 from iqa_bench.data.datasets.csiq import CSIQ
 from iqa_bench.data.datasets.csv_folder import CsvFolder
@@ -36,6 +37,7 @@ DATASETS: dict[str, type[EvalSet]] = {
     "clive": CLIVE,
     "flive": FLIVE,
     "spaq": SPAQ,
+    "biq2021": BIQ2021,
     "pipal": PIPAL,
     "csv": CsvFolder,
 }

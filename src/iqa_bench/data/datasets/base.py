@@ -56,12 +56,14 @@ class Entry:
         score: quality score, already oriented so that higher = better.
         ref: reference/content key (synthetic datasets) or None.
         where: 'file, row N' for error messages.
+        part: the dataset's official split part of this image ('train', 'val' or 'test'), or None.
     """
 
     path: str
     score: float
     ref: str | None
     where: str
+    part: str | None = None
 
 
 class FileEvalSet(EvalSet):
@@ -109,7 +111,7 @@ class FileEvalSet(EvalSet):
         entries = self.read_entries()
         if not entries:
             raise UserError(f"{name}: no images listed under {self.root}; expected {self.LAYOUT}")
-        paths, scores, refs, labels, sizes = self._check_entries(entries)
+        paths, scores, refs, labels, sizes, parts = self._check_entries(entries)
         self._listings.clear()  # directory listings are only needed while checking (keep workers' copies small)
         self.paths = paths
         self._sizes = sizes
@@ -118,7 +120,13 @@ class FileEvalSet(EvalSet):
             keys = sorted({r for r in refs if r is not None})
             index = {k: i for i, k in enumerate(keys)}
             ref_ids = np.array([index[r] for r in refs], dtype=np.int64)
-        super().__init__(name=name, scores=np.asarray(scores, dtype=np.float64), refs=ref_ids, labels=labels)
+        super().__init__(
+            name=name,
+            scores=np.asarray(scores, dtype=np.float64),
+            refs=ref_ids,
+            labels=labels,
+            parts=np.asarray(parts, dtype=object) if any(p is not None for p in parts) else None,
+        )
         log.info(
             "%s: %d images%s from %s",
             name,
@@ -204,7 +212,7 @@ class FileEvalSet(EvalSet):
     # -- checks ----------------------------------------------------------------------------------------------
     def _check_entries(
         self, entries: Sequence[Entry]
-    ) -> tuple[list[str], list[float], list[str | None], list[str], np.ndarray | None]:
+    ) -> tuple[list[str], list[float], list[str | None], list[str], np.ndarray | None, list[str | None]]:
         seen: dict[str, str] = {}
         for e in entries:
             key = os.path.normpath(e.path).replace("\\", "/").lower()
@@ -238,7 +246,8 @@ class FileEvalSet(EvalSet):
         sizes = None
         if self.check_images != "none":
             sizes = np.array([s for _, _, s in kept], dtype=np.int32).reshape(-1, 2)
-        return paths, scores, refs, labels, sizes
+        parts = [e.part for e, _, _ in kept]
+        return paths, scores, refs, labels, sizes, parts
 
     def _check_image(self, path: Path) -> tuple[tuple[int, int] | None, str | None]:
         """((height, width), None) if usable, else (None, reason naming the file)."""
