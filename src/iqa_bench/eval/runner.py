@@ -13,8 +13,10 @@ import torch
 
 from iqa_bench.data.eval_sets import EvalSet
 from iqa_bench.errors import ConfigError
+from iqa_bench.eval.alpha_grid import GRID_EDGE_POLICIES
 from iqa_bench.eval.cache import FeatureCache, extract_cached
 from iqa_bench.eval.features import Encoder
+from iqa_bench.eval.official_splits import SPLIT_MODES, split_for
 from iqa_bench.eval.protocol import ProbeResult, cross_dataset_fit, fit_final_regressor, ridge_probe
 from iqa_bench.eval.ridge import RidgeModel
 
@@ -38,7 +40,15 @@ class RidgeEvaluator:
         scales: image scales whose features are concatenated (ARNIQA: full and half).
         crop_size: None = whole image; an int = ARNIQA's 5 crops (centre + corners), predictions averaged per image.
         n_splits, ratios, seed: seeded train/val/test splits (reference-disjoint where the set has references).
+        splits: 'random' (the seeded splits above) or 'official': a set that defines an official split (its
+            `parts`) is evaluated on that one split (val carved from train when the split has none, see
+            `official_splits`); sets without one keep the random splits. Each result row says which (`splits`).
         alpha_min, alpha_max, num_alphas: the log-spaced alpha grid.
+        standardize: standardise features on each split's train rows (True) or use them raw (False: ARNIQA's
+            official scikit-learn `Ridge` on the features as given).
+        grid_edge, max_widen: when the best val SRCC lies only on the edge of the alpha grid (median or any
+            split): 'widen' the grid (3 decades at a time, at most `max_widen` times, then fail), 'error' (fail
+            with one line) or 'warn' (keep it, with a warning; the official protocol's fixed grid).
         batch_size, num_workers: feature-extraction loader.
         baseline_random_init: also evaluate the encoder at its random initialisation.
         train_on, test_on: cross-dataset protocol: fit on all of `train_on` (alpha chosen on a held-out
@@ -54,9 +64,13 @@ class RidgeEvaluator:
     n_splits: int = 10
     ratios: Sequence[float] = (0.7, 0.1, 0.2)
     seed: int = 0
+    splits: str = "random"
     alpha_min: float = 1e-3
     alpha_max: float = 1e3
     num_alphas: int = 100
+    standardize: bool = True
+    grid_edge: str = "widen"
+    max_widen: int = 3
     batch_size: int = 32
     num_workers: int = 0
     baseline_random_init: bool = True
@@ -93,6 +107,13 @@ class RidgeEvaluator:
             ("evaluator.batch_size", self.batch_size >= 1, ">= 1"),
             ("evaluator.num_workers", self.num_workers >= 0, ">= 0"),
             ("evaluator.val_fraction", 0 < self.val_fraction < 1, "in (0, 1)"),
+            ("evaluator.splits", self.splits in SPLIT_MODES, f"one of {list(SPLIT_MODES)}"),
+            (
+                "evaluator.grid_edge",
+                self.grid_edge in GRID_EDGE_POLICIES,
+                f"one of {list(GRID_EDGE_POLICIES)}",
+            ),
+            ("evaluator.max_widen", self.max_widen >= 0, ">= 0"),
         ]
         for key, ok, want in checks:
             if not ok:
@@ -155,6 +176,7 @@ class RidgeEvaluator:
             scores = ds.scores[item_ids]
             groups = ds.refs[item_ids] if ds.refs is not None else None
             ids = item_ids if self.crop_size is not None else None
+            split_kind, fixed = split_for(ds, item_ids, ids is not None, self.splits, self.ratios, self.seed)
             for enc_name, x in feats.items():
                 res = ridge_probe(
                     x,
@@ -165,10 +187,17 @@ class RidgeEvaluator:
                     alphas=self.alphas,
                     seed=self.seed,
                     item_ids=ids,
+                    splits=fixed,
+                    standardize=self.standardize,
+                    grid_edge=self.grid_edge,
+                    max_widen=self.max_widen,
+                    context=f"{ds_name}/{enc_name}: ",
                 )
                 self.results[(enc_name, ds_name)] = res
                 if self.fit_regressor:
-                    self.regressors[(enc_name, ds_name)] = fit_final_regressor(x, scores, res.alpha)
+                    self.regressors[(enc_name, ds_name)] = fit_final_regressor(
+                        x, scores, res.alpha, standardize=self.standardize
+                    )
                 split_col, item_col, pred_col, mos_col = [], [], [], []
                 for s, (items, pred, target) in enumerate(res.test_predictions):
                     split_col += [s] * len(items)
@@ -182,7 +211,13 @@ class RidgeEvaluator:
                     "pred": pred_col,
                     "mos": mos_col,
                 }
-                base = {"encoder": enc_name, "dataset": ds_name, "protocol": self.protocol, "train_on": ""}
+                base = {
+                    "encoder": enc_name,
+                    "dataset": ds_name,
+                    "protocol": self.protocol,
+                    "train_on": "",
+                    "splits": split_kind,
+                }
                 for split_row in res.per_split:
                     rows.append({**base, **split_row})
                 rows.append({**base, "split": "median", **res.summary})
@@ -234,6 +269,10 @@ class RidgeEvaluator:
                 self.seed,
                 train_groups=tr.refs[tr_ids] if tr.refs is not None else None,
                 train_item_ids=tr_ids if use_items else None,
+                standardize=self.standardize,
+                grid_edge=self.grid_edge,
+                max_widen=self.max_widen,
+                context=f"{train_on}/{enc_name}: ",
             )
             if self.fit_regressor:
                 self.regressors[(enc_name, train_on)] = res.model
