@@ -57,7 +57,17 @@ def _pair(pred: Any, target: Any, min_len: int = 2) -> tuple[np.ndarray, np.ndar
     t = as_vector(target, "target", min_len=min_len)
     if p.shape != t.shape:
         raise ValueError(f"pred and target must have the same length, got {p.size} and {t.size}")
-    return p, t
+    return _unit_scale(p), _unit_scale(t)
+
+
+def _unit_scale(a: np.ndarray) -> np.ndarray:
+    """`a` divided by the power of two nearest below its largest magnitude: exact (no rounding), leaves every
+    metric here unchanged (all are invariant to a positive scale) and keeps sums of squares of huge (1e300) or
+    tiny (1e-300) scores from overflowing or underflowing."""
+    m = float(np.max(np.abs(a))) if a.size else 0.0
+    if m == 0.0 or not np.isfinite(m):
+        return a
+    return np.ldexp(a, -int(np.frexp(m)[1]))
 
 
 def _constant(a: np.ndarray) -> bool:

@@ -12,11 +12,12 @@ import numpy as np
 import torch
 
 from iqa_bench.data.eval_sets import EvalSet
-from iqa_bench.errors import ConfigError
+from iqa_bench.errors import ConfigError, UserError
 from iqa_bench.eval.alpha_grid import GRID_EDGE_POLICIES
 from iqa_bench.eval.cache import FeatureCache, extract_cached
 from iqa_bench.eval.features import Encoder
 from iqa_bench.eval.official_splits import SPLIT_MODES, split_for
+from iqa_bench.eval.preflight import check_protocol_data
 from iqa_bench.eval.protocol import ProbeResult, cross_dataset_fit, fit_final_regressor, ridge_probe
 from iqa_bench.eval.ridge import RidgeModel
 
@@ -82,6 +83,7 @@ class RidgeEvaluator:
     progress: bool = False
     results: dict[tuple[str, str], ProbeResult] = field(default_factory=dict, repr=False)
     regressors: dict[tuple[str, str], RidgeModel] = field(default_factory=dict, repr=False)
+    excluded: dict[str, int] = field(default_factory=dict, repr=False)
     predictions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, repr=False)
 
     protocol = "ridge"
@@ -137,8 +139,10 @@ class RidgeEvaluator:
         encoder_keys: Mapping[str, Any] | None,
         dataset_keys: Mapping[str, str] | None,
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """(features per encoder, item id per row) without the rows of images that failed to decode (warned on
+        every run, from the cache too; counted in `self.excluded[ds_name]`)."""
         log.info("features of %d images of %s for %s", len(ds), ds_name, list(encoders))
-        return extract_cached(
+        feats, ids, excluded = extract_cached(
             encoders,
             ds,
             scales=self.scales,
@@ -151,6 +155,51 @@ class RidgeEvaluator:
             dataset_key=(dataset_keys or {}).get(ds_name),
             progress=f"{ds_name}" if self.progress else False,
         )
+        self.excluded[ds_name] = int(excluded.size)
+        if excluded.size:
+            labels = getattr(ds, "labels", None)
+            names = [str(labels[i]) if labels is not None else str(i) for i in excluded[:5]]
+            log.warning(
+                "%s: %d image(s) could not be decoded and are excluded from the evaluation (e.g. %s)",
+                ds_name,
+                excluded.size,
+                ", ".join(names),
+            )
+            keep = ~np.isin(ids, excluded)
+            feats = {k: v[keep] for k, v in feats.items()}
+            ids = ids[keep]
+            check_protocol_data(ds_name, ds.scores[np.unique(ids)], None, 0, self)
+        return feats, ids
+
+    def _probe(
+        self,
+        ds_name: str,
+        enc_name: str,
+        x: np.ndarray,
+        scores: np.ndarray,
+        groups: np.ndarray | None,
+        ids: np.ndarray | None,
+        fixed: list[dict[str, np.ndarray]] | None,
+    ) -> ProbeResult:
+        """`ridge_probe` with this evaluator's settings; its input errors become one-line `UserError`s."""
+        try:
+            return ridge_probe(
+                x,
+                scores,
+                groups,
+                n_splits=self.n_splits,
+                ratios=tuple(self.ratios),
+                alphas=self.alphas,
+                seed=self.seed,
+                item_ids=ids,
+                splits=fixed,
+                standardize=self.standardize,
+                grid_edge=self.grid_edge,
+                max_widen=self.max_widen,
+                context=f"{ds_name}/{enc_name}: ",
+            )
+        except ValueError as exc:
+            raise UserError(f"{ds_name}/{enc_name}: {exc}") from None
 
     # --------------------------------------------------------------------------------------------------- run
     def run(
@@ -168,6 +217,11 @@ class RidgeEvaluator:
 
         `encoder_keys` (name -> identity, e.g. the checkpoint's `cache.checkpoint_key`) turns on the feature
         cache (`cache_dir`) for those encoders; `dataset_keys` optionally overrides the dataset fingerprints."""
+        for ds_name, ds in eval_sets.items():  # every set, before any feature is extracted
+            refs = getattr(ds, "refs", None)
+            cross = self.train_on is not None and ds_name != self.train_on
+            parts = getattr(ds, "parts", None)
+            check_protocol_data(ds_name, ds.scores, refs, -1 if cross else len(ds), self, parts)
         if self.train_on is not None:
             return self._run_cross(encoders, eval_sets, device, encoder_keys, dataset_keys)
         rows: list[dict[str, Any]] = []
@@ -178,21 +232,7 @@ class RidgeEvaluator:
             ids = item_ids if self.crop_size is not None else None
             split_kind, fixed = split_for(ds, item_ids, ids is not None, self.splits, self.ratios, self.seed)
             for enc_name, x in feats.items():
-                res = ridge_probe(
-                    x,
-                    scores,
-                    groups,
-                    n_splits=self.n_splits,
-                    ratios=tuple(self.ratios),
-                    alphas=self.alphas,
-                    seed=self.seed,
-                    item_ids=ids,
-                    splits=fixed,
-                    standardize=self.standardize,
-                    grid_edge=self.grid_edge,
-                    max_widen=self.max_widen,
-                    context=f"{ds_name}/{enc_name}: ",
-                )
+                res = self._probe(ds_name, enc_name, x, scores, groups, ids, fixed)
                 self.results[(enc_name, ds_name)] = res
                 if self.fit_regressor:
                     self.regressors[(enc_name, ds_name)] = fit_final_regressor(
@@ -217,6 +257,7 @@ class RidgeEvaluator:
                     "protocol": self.protocol,
                     "train_on": "",
                     "splits": split_kind,
+                    "n_excluded": self.excluded.get(ds_name, 0),
                 }
                 for split_row in res.per_split:
                     rows.append({**base, **split_row})
@@ -295,6 +336,7 @@ class RidgeEvaluator:
                         "split": "full",
                         **m,
                         "n_train": int(np.unique(tr_ids).size),
+                        "n_excluded": self.excluded.get(n, 0),
                     }
                 )
         return rows
