@@ -57,7 +57,7 @@ def _pair(pred: Any, target: Any, min_len: int = 2) -> tuple[np.ndarray, np.ndar
     t = as_vector(target, "target", min_len=min_len)
     if p.shape != t.shape:
         raise ValueError(f"pred and target must have the same length, got {p.size} and {t.size}")
-    return _unit_scale(p), _unit_scale(t)
+    return p, t
 
 
 def _unit_scale(a: np.ndarray) -> np.ndarray:
@@ -78,6 +78,7 @@ def _pearson(p: np.ndarray, t: np.ndarray) -> float:
     """Pearson r of two validated float64 vectors; nan if either is constant."""
     if _constant(p) or _constant(t):
         return float("nan")
+    p, t = _unit_scale(p), _unit_scale(t)
     pc = p - p.mean()
     tc = t - t.mean()
     # Normalise before the dot product (as scipy does) so huge or tiny scales neither overflow nor underflow.
@@ -207,6 +208,7 @@ def logistic4_fit(pred: Any, target: Any) -> np.ndarray:
 def _plcc_logistic(p: np.ndarray, t: np.ndarray) -> float:
     if _constant(p) or _constant(t):
         return float("nan")
+    p, t = _unit_scale(p), _unit_scale(t)  # the fit's moments stay finite for huge/tiny scores
     return _pearson(logistic4(p, *logistic4_fit(p, t)), t)
 
 
