@@ -67,10 +67,11 @@ def test_undecodable_image_is_excluded_counted_and_warned_from_the_cache_too(tmp
         med = [r for r in rows if r["split"] == "median"][0]
         assert med["n_excluded"] == 1 and ev.excluded == {"s": 1}
         assert all(r["n_train"] + r["n_val"] + r["n_test"] == 29 for r in rows if r["split"] != "median")
+        pred = ev.predictions[("m", "s")]
         assert (
-            7 not in ev.predictions[("m", "s")]["item"]
-            and "im7.png" not in ev.predictions[("m", "s")]["label"]
+            7 not in pred["item"] and set(pred["item"]) <= set(range(30)) and "im7.png" not in pred["label"]
         )
+        np.testing.assert_allclose(pred["mos"], ds.scores[pred["item"]])  # items are dataset indices
         assert med["srcc"] > 0.9  # the placeholder (grey, with its real score) would drag this down
 
 

@@ -238,10 +238,12 @@ class RidgeEvaluator:
                     self.regressors[(enc_name, ds_name)] = fit_final_regressor(
                         x, scores, res.alpha, standardize=self.standardize
                     )
+                # probe items -> dataset indices (per-crop: the unique item ids; else one row per image)
+                ds_index = res.items if ids is not None else item_ids
                 split_col, item_col, pred_col, mos_col = [], [], [], []
                 for s, (items, pred, target) in enumerate(res.test_predictions):
                     split_col += [s] * len(items)
-                    item_col += res.items[items].tolist()
+                    item_col += ds_index[items].tolist()
                     pred_col += np.asarray(pred).tolist()
                     mos_col += np.asarray(target).tolist()
                 self.predictions[(enc_name, ds_name)] = {
