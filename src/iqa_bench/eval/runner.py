@@ -321,6 +321,8 @@ class RidgeEvaluator:
                 self.regressors[(enc_name, train_on)] = res.model
             for n in test_on:
                 items, pred = res.predictions[n]
+                if not use_items:  # one row per image: row -> dataset index (undecodable images are left out)
+                    items = ids_of[n][np.asarray(items, dtype=np.int64)]
                 self.predictions[(enc_name, n)] = {
                     "split": ["full"] * len(items),
                     "item": np.asarray(items).tolist(),
