@@ -210,3 +210,14 @@ def test_official_split_through_the_evaluator_and_the_objective_ignores_test_lab
     med2 = [r for r in rows2 if r["split"] == "median"][0]
     assert med2["srcc"] != pytest.approx(med["srcc"])
     assert objective(rows2) == objective(rows) == pytest.approx(med["val_srcc"])
+
+
+def test_arniqa_paper_uses_the_official_protocol(compose_cfg):
+    from iqa_bench.utils.instantiate import instantiate
+
+    ev = instantiate(compose_cfg(["experiment=arniqa_paper"]).evaluator)
+    assert ev.standardize is False and ev.grid_edge == "warn" and ev.crop_size == 224
+    np.testing.assert_allclose(ev.alphas, np.geomspace(1e-3, 1e3, 100))
+    assert ev.splits == "official" and list(ev.scales) == [1.0, 0.5]
+    default = instantiate(compose_cfg([]).evaluator)
+    assert default.standardize is True and default.grid_edge == "widen" and default.splits == "random"
