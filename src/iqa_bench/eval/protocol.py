@@ -54,7 +54,7 @@ class ProbeResult:
         val_srcc_per_split: (S, A) val SRCC of every split and alpha.
         alphas: (A,) the grid actually searched (widened beyond the given one when `grid_edge='widen'` needed it).
         items: (n_items,) the item ids (sorted unique `item_ids`, or arange(N) without them).
-        solvers: per split, 'exact' or 'lanczos' (see `ridge.fit_split_paths`).
+        solvers: per split, 'exact' or 'lanczos' (see `ridge_splits.fit_split_paths`).
     """
 
     per_split: list[dict[str, Any]]

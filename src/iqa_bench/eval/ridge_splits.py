@@ -135,7 +135,7 @@ def fit_split_paths(
 
     Solvers:
         'exact': `RidgePath` (eigendecomposition, float64) per split; cost per split ~ n D^2 + min(n, D)^3.
-        'lanczos': shifted Lanczos batched over splits (see `_lanczos_paths`), with X's own precision in the
+        'lanczos': shifted Lanczos batched over splits (see `lanczos.lanczos_paths`), with X's own precision in the
             matrix products (float32 features stay float32) and float64 everywhere else. Each split is then
             verified by the true residual of its smallest alpha; a split that does not converge within `max_iter`
             steps or fails the check (relative residual > `verify_tol`) is refitted with 'exact' and a warning.
