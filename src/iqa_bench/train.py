@@ -16,6 +16,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -146,11 +147,14 @@ def _fit_and_evaluate(
 
 
 def objective(rows: list[dict[str, Any]]) -> float | None:
-    """Median probe SRCC of the pretrained encoder on the first evaluation set (None without results)."""
-    for r in rows:
-        if r.get("split") == "median" and r.get("ckpt") == "pretrained" and r.get("srcc") is not None:
-            return float(r["srcc"])
-    return None
+    """The value returned to a sweeper: the pretrained encoder's median VALIDATION SRCC (the val SRCC at the chosen
+    alpha / epoch), averaged over the evaluation sets; test parts never enter it. None without results."""
+    vals = [
+        float(r["val_srcc"])
+        for r in rows
+        if r.get("split") == "median" and r.get("ckpt") == "pretrained" and r.get("val_srcc") not in (None, "")
+    ]
+    return float(np.mean(vals)) if vals else None
 
 
 def save_final_checkpoint(trainer: L.Trainer, callbacks: list[Any]) -> str | None:

@@ -35,12 +35,15 @@ class EvalSet(Dataset):
         scores: float64 `(N,)`, higher = better quality.
         refs: int64 `(N,)` reference/content ids (splits are made disjoint over them) or None (split by image).
         labels: `N` strings naming each item (file path or synthetic id) for error messages and predictions.
+        parts: object `(N,)` array of the dataset's official split part per item ('train', 'val', 'test' or None
+            for an item outside it), or None when the dataset defines no official split.
     """
 
     name: str
     scores: np.ndarray
     refs: np.ndarray | None
     labels: list[str]
+    parts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
