@@ -58,14 +58,23 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
         if not path.is_file():
             raise ConfigError(f"ckpt_path: no checkpoint file at {path}")
         return str(path)
+    if not cfg.get("resume", True):
+        return None
     last = run_dir / "checkpoints" / "last.ckpt"
-    if cfg.get("resume", True) and last.is_file():
+    if last.is_file():
         return str(last)
+    old = legacy_run_dir(run_dir)  # a run started before folders were named key-value__key-value
+    if old is not None and (old / "checkpoints" / "last.ckpt").is_file():
+        print(f"Found this run under its former folder name {old}", flush=True)
+        return str(old / "checkpoints" / "last.ckpt")
     return None
 
 
 def stored_results(run_dir: Path) -> dict[str, Any] | None:
-    """The finished run in `run_dir` (results.json written by a previous job), or None."""
+    """The finished run in `run_dir` (results.json written by a previous job; also under the run's former folder
+    name, see `legacy_run_dir`), or None."""
+    if not (run_dir / "results.csv").is_file() and (old := legacy_run_dir(run_dir)) is not None:
+        run_dir = old
     path = run_dir / "results.json"
     if not (run_dir / "results.csv").is_file() or not path.is_file():
         return None
@@ -137,3 +146,28 @@ def parse_device(dev: str) -> torch.device:
     if d.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {dev!r} requested but CUDA is not available (use device=cpu)")
     return d
+
+
+def legacy_run_dir(run_dir: Path) -> Path | None:
+    """The folder an older version named this run (`key=value` pairs joined by `,`, e.g. `method=arniqa,seed=1`),
+    when it exists beside `run_dir`; None otherwise or outside a Hydra run."""
+    import hashlib
+    import re
+
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    try:
+        exclude = set(hc.job.config.override_dirname.exclude_keys)
+        overrides = list(hc.overrides.task)
+    except Exception:  # noqa: BLE001 - no override information: nothing to look for
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    lines = sorted(o.input_line for o in parsed if o.key_or_group not in exclude and o.input_line)
+    name = re.sub(r"[^A-Za-z0-9=,._+\-\[\]]", "_", ",".join(lines)) or "default"
+    if len(name) > 120:
+        name = f"{name[:100]}-{hashlib.sha1(name.encode()).hexdigest()[:12]}"
+    old = run_dir.parent / name
+    return old if old != run_dir and old.is_dir() else None

@@ -160,3 +160,22 @@ def test_config_error_cli_removes_the_run_folder(tmp_path):
         "error: data.pretrain.batch_size"
     )
     assert not (tmp_path / "runs" / "train" / "data.pretrain.batch_size--1").exists()
+
+
+def test_runs_in_former_folder_names_still_resume_and_skip(compose_cfg, tmp_path):
+    from iqa_bench.runs import legacy_run_dir, resume_checkpoint, stored_results
+
+    cfg = compose_cfg(["seed=2", "method=mlf", "resume=true"])
+    new = tmp_path / "train" / "method-mlf__seed-2"
+    old = tmp_path / "train" / "method=mlf,seed=2"  # resume=true is excluded from folder names, then and now
+    assert legacy_run_dir(new) is None and resume_checkpoint(cfg, new) is None
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert legacy_run_dir(new) == old
+    assert resume_checkpoint(cfg, new) == str(old / "checkpoints" / "last.ckpt")
+    assert stored_results(new) is None
+    (old / "results.csv").write_text("method\n")
+    (old / "results.json").write_text('{"rows": [{"srcc": 0.5}], "meta": {"checkpoint": "c"}}')
+    assert stored_results(new)["rows"] == [{"srcc": 0.5}]
+    with_new = compose_cfg(["seed=2", "method=mlf", "resume=false"])
+    assert resume_checkpoint(with_new, new) is None
