@@ -179,3 +179,36 @@ def test_runs_in_former_folder_names_still_resume_and_skip(compose_cfg, tmp_path
     assert stored_results(new)["rows"] == [{"srcc": 0.5}]
     with_new = compose_cfg(["seed=2", "method=mlf", "resume=false"])
     assert resume_checkpoint(with_new, new) is None
+
+
+def test_plain_progress_bar_in_a_lightning_fit(capsys):
+    """Without a terminal, training progress is plain `[train] step/max` lines (here one per step: every_s=0),
+    ending with the final step, and Lightning's own tqdm bar is replaced."""
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from iqa_bench.utils.progress import PlainProgressBar
+
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _idx):
+            loss = self.lin(batch[0]).pow(2).mean()
+            self.log("loss", loss, prog_bar=True)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    bar = PlainProgressBar(every_s=0)
+    trainer = L.Trainer(
+        max_steps=3, callbacks=[bar], logger=False, enable_checkpointing=False, enable_model_summary=False
+    )
+    trainer.fit(Tiny(), DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2))
+    assert trainer.progress_bar_callback is bar
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[train]")]
+    assert [ln.split(" (")[0] for ln in lines] == ["[train] 1/3", "[train] 2/3", "[train] 3/3", "[train] 3/3"]
+    assert "loss=" in lines[-1] and "(100%)" in lines[-1]
