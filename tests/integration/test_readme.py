@@ -110,6 +110,7 @@ def test_workflow_runs_verbatim(tmp_path):
         argv = [sys.executable, "-m", f"iqa_bench.{CLIS[argv[0]]}", *argv[1:]]
         res = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=900)
         assert res.returncode == 0, f"{cmd}\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+        assert "weights_only" not in res.stdout + res.stderr  # no stray library notice on every run
     pred = next((work / "runs" / "predict").iterdir()) / "predictions.csv"
     lines = pred.read_text().splitlines()
     assert lines[0] == "path,score" and len(lines) == 1 + 24  # the 24 shipped Kodak photos

@@ -101,6 +101,7 @@ def test_help_lists_only_the_groups_of_that_cli(cli, present, absent):
 def test_debug_group(compose_cfg, name):
     cfg = compose_cfg([f"debug={name}"])
     assert cfg.task_name == "debug" and cfg.resume is False and cfg.trainer.detect_anomaly is True
+    assert cfg.evaluator.baseline_random_init is False
     expected = {
         "fdr": ("fast_dev_run", True),
         "limit": ("max_steps", 5),
@@ -212,3 +213,46 @@ def test_plain_progress_bar_in_a_lightning_fit(capsys):
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[train]")]
     assert [ln.split(" (")[0] for ln in lines] == ["[train] 1/3", "[train] 2/3", "[train] 3/3", "[train] 3/3"]
     assert "loss=" in lines[-1] and "(100%)" in lines[-1]
+
+
+def test_entry_points_do_not_import_each_other():
+    """train / evaluate / predict / report share helpers through runs.py, checkpoints.py and api.py only."""
+    import ast
+
+    entry = {"train", "evaluate", "predict", "report"}
+    for name in entry:
+        tree = ast.parse((PROJECT_ROOT / "src" / "iqa_bench" / f"{name}.py").read_text())
+        imported = {
+            node.module.split(".")[1]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("iqa_bench.")
+        } | {
+            alias.name.split(".")[1]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+            if alias.name.startswith("iqa_bench.")
+        }
+        assert not imported & (entry - {name}), f"{name}.py imports {imported & entry}"
+
+
+def test_evaluation_metrics_are_logged_at_the_final_step():
+    from iqa_bench.train import log_results
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple[dict, int | None]] = []
+
+        def log_metrics(self, metrics, step=None):
+            self.calls.append((metrics, step))
+
+        def save(self) -> None:
+            pass
+
+    rec = Recorder()
+    rows = [
+        {"split": "median", "dataset": "d", "ckpt": "pretrained", "srcc": 0.5, "plcc": 0.4, "krcc": None},
+        {"split": "0", "dataset": "d", "ckpt": "pretrained", "srcc": 0.1, "plcc": 0.1, "krcc": 0.1},
+    ]
+    log_results([rec], rows, step=700)
+    assert rec.calls == [({"eval/d/pretrained/srcc": 0.5, "eval/d/pretrained/plcc": 0.4}, 700)]
