@@ -20,15 +20,16 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
+from iqa_bench.api import QualityModel, resize_short_side
+from iqa_bench.checkpoints import load_method_checkpoint
 from iqa_bench.data.folders import DEFAULT_EXTENSIONS, scan_images
-from iqa_bench.data.images import BadImageError, decode_image, resize_uint8
+from iqa_bench.data.images import BadImageError, decode_image
 from iqa_bench.errors import ConfigError, UserError, exit_on_user_error
-from iqa_bench.eval.features import extract_features
 from iqa_bench.eval.regressor import load_regressor
-from iqa_bench.evaluate import _device, load_method_checkpoint
-from iqa_bench.train import run_dir_of
+from iqa_bench.runs import cleanup_on_user_error, run_dir_of, select_device
 from iqa_bench.utils import resolvers
 from iqa_bench.utils.atomic import atomic_write_text
+from iqa_bench.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,7 @@ class PredictImages(Dataset):
             return i, None, str(exc)
         except OSError as exc:
             return i, None, f"{self.paths[i]}: {exc}"
-        if self.short_side:
-            h, w = img.shape[-2:]
-            s = self.short_side / min(h, w)
-            img = resize_uint8(img, max(1, round(h * s)), max(1, round(w * s)))
-        return i, img, None
+        return i, resize_short_side(img, self.short_side), None
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -98,9 +95,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         )
     paths = list_inputs(OmegaConf.to_container(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images)
     torch.set_num_threads(cfg.get("num_threads") or torch.get_num_threads())
-    device = _device(cfg)
+    device = select_device(cfg)
     module, info = load_method_checkpoint(str(ckpt), cfg)
-    module = module.to(device)
+    model = QualityModel(module.to(device), reg, batch_size=int(cfg.batch_size))
     run_dir = run_dir_of(cfg)
     loader = DataLoader(
         PredictImages(paths, cfg.get("short_side")),
@@ -112,9 +109,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     skipped: list[str] = []
     batches = loader
     if cfg.get("progress", True):
-        from tqdm.auto import tqdm
-
-        batches = tqdm(loader, desc="predict", unit="batch")
+        batches = progress(loader, "predict", every_s=float(cfg.get("progress_every_s") or 30), leave=True)
     for batch in batches:
         good = [(i, img) for i, img, _ in batch if img is not None]
         for _, _, err in batch:
@@ -123,10 +118,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
                 skipped.append(err)
         if not good:
             continue
-        feats, item_ids = extract_features(
-            {"m": module}, [img for _, img in good], reg.scales, reg.crop_size, len(good), 0, device
-        )
-        preds = reg.predict_items(feats["m"], item_ids)
+        preds = model([img for _, img in good]).tolist()  # the scoring of iqa_bench.load (api.QualityModel)
         for (i, _), s in zip(good, preds):
             scores[i] = float(s)
     if not scores:
@@ -158,6 +150,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(resolvers.CONF_DIR), config_name="predict")
 @exit_on_user_error
+@cleanup_on_user_error
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 

@@ -8,7 +8,6 @@ probe the pretrained encoder (and the same encoder at its random initialisation)
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -18,15 +17,25 @@ import hydra
 import lightning as L
 import numpy as np
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from iqa_bench.errors import ConfigError, exit_on_user_error
+from iqa_bench.errors import exit_on_user_error
 from iqa_bench.eval.results import result_rows, summary_table, write_results
+from iqa_bench.runs import (
+    build_eval_sets,
+    cleanup_on_user_error,
+    is_multirun,
+    job_number,
+    keep_previous_metrics,
+    resume_checkpoint,
+    run_dir_of,
+    stored_results,
+)
 from iqa_bench.utils import resolvers
 from iqa_bench.utils.config_check import validate_config
 from iqa_bench.utils.instantiate import instantiate
 from iqa_bench.utils.printing import print_config_tree
+from iqa_bench.utils.progress import PlainProgressBar, is_terminal
 
 log = logging.getLogger(__name__)
 
@@ -39,63 +48,6 @@ class _DropAdverts(logging.Filter):
 
 
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
-
-
-def run_dir_of(cfg: DictConfig) -> Path:
-    """The run's output directory (Hydra's, or `paths.output_dir` when composed without Hydra's runtime)."""
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path(cfg.paths.output_dir)
-
-
-def build_eval_sets(cfg: DictConfig) -> dict[str, Any]:
-    """Instantiate every dataset under `data.eval` (a mapping name -> dataset config)."""
-    return {name: instantiate(ds_cfg) for name, ds_cfg in (cfg.data.get("eval") or {}).items()}
-
-
-def is_multirun() -> bool:
-    """True inside a Hydra multirun job."""
-    return HydraConfig.initialized() and str(HydraConfig.get().mode) == "RunMode.MULTIRUN"
-
-
-def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
-    """The checkpoint to resume from: `ckpt_path` if set (must exist), else `run_dir/checkpoints/last.ckpt` when
-    `resume` is true and a previous (killed or finished) run left one there."""
-    if cfg.get("ckpt_path"):
-        path = Path(cfg.ckpt_path)
-        if not path.is_file():
-            raise ConfigError(f"ckpt_path: no checkpoint file at {path}")
-        return str(path)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if cfg.get("resume", True) and last.is_file():
-        return str(last)
-    return None
-
-
-def stored_results(run_dir: Path) -> dict[str, Any] | None:
-    """The finished run in `run_dir` (results.json written by a previous job), or None."""
-    path = run_dir / "results.json"
-    if not (run_dir / "results.csv").is_file() or not path.is_file():
-        return None
-    try:
-        payload = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # unreadable: run the job again (results are written atomically, so this is rare)
-    return {
-        "run_dir": run_dir,
-        "rows": payload.get("rows", []),
-        "checkpoint": payload["meta"].get("checkpoint"),
-    }
-
-
-def keep_previous_metrics(run_dir: Path) -> None:
-    """Lightning's CSV logger deletes an existing metrics.csv; keep the killed run's as metrics.<n>.csv."""
-    old = run_dir / "metrics.csv"
-    if old.is_file():
-        n = 1
-        while (run_dir / f"metrics.{n}.csv").exists():
-            n += 1
-        old.rename(run_dir / f"metrics.{n}.csv")
 
 
 def _fit_and_evaluate(
@@ -113,6 +65,9 @@ def _fit_and_evaluate(
     for lg in loggers:
         if hasattr(lg, "log_hyperparams"):
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    if cfg.trainer.get("enable_progress_bar", True) and not is_terminal():
+        # a log file (SLURM, CI) cannot show tqdm's bar: plain lines every progress_every_s instead
+        callbacks.append(PlainProgressBar(float(cfg.get("progress_every_s") or 30)))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     if ckpt_path:
         print(f"Resuming from {ckpt_path}", flush=True)
@@ -142,7 +97,7 @@ def _fit_and_evaluate(
             + summary_table(rows),
             flush=True,
         )
-    log_results(loggers, rows)
+    log_results(loggers, rows, step=trainer.global_step)
     return rows, checkpoint
 
 
@@ -163,15 +118,15 @@ def save_final_checkpoint(trainer: L.Trainer, callbacks: list[Any]) -> str | Non
     for cb in callbacks:
         if isinstance(cb, L.pytorch.callbacks.ModelCheckpoint) and cb.dirpath:
             path = str(Path(cb.dirpath) / f"{cb.CHECKPOINT_NAME_LAST}{cb.FILE_EXTENSION}")
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)
             cb.last_model_path = path
             return path
     return None
 
 
-def log_results(loggers: list[Any], rows: list[dict[str, Any]]) -> None:
-    """Median metrics of every (encoder, dataset) to each logger (`eval/<dataset>/<ckpt>/<metric>`); W&B also
-    gets the whole table."""
+def log_results(loggers: list[Any], rows: list[dict[str, Any]], step: int | None = None) -> None:
+    """Median metrics of every (encoder, dataset) to each logger (`eval/<dataset>/<ckpt>/<metric>`) at `step`
+    (the final global step of training, so they line up with the training curves); W&B also gets the table."""
     medians = [r for r in rows if r.get("split") == "median"]
     metrics = {
         f"eval/{r['dataset']}/{r['ckpt']}/{m}": float(r[m])
@@ -182,7 +137,7 @@ def log_results(loggers: list[Any], rows: list[dict[str, Any]]) -> None:
     for lg in loggers:
         try:
             if metrics:
-                lg.log_metrics(metrics)
+                lg.log_metrics(metrics, step=step)
             if hasattr(lg, "log_table") and medians:
                 cols = ["method", "backbone", "ckpt", "dataset", "srcc", "plcc", "krcc", "alpha"]
                 lg.log_table(
@@ -226,8 +181,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings(
         "ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*"
     )
-    if cfg.get("print_config", True):
-        print_config_tree(cfg)
+    if cfg.get("print_config", True) and job_number() == 0:
+        print_config_tree(cfg)  # once per sweep; every job's resolved config is in its .hydra/config.yaml
     torch.set_num_threads(cfg.get("num_threads") or torch.get_num_threads())
     torch.set_flush_denormal(True)  # denormal floats make CPU convolutions orders of magnitude slower
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -258,6 +213,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(resolvers.CONF_DIR), config_name="train")
 @exit_on_user_error
+@cleanup_on_user_error
 def main(cfg: DictConfig) -> float | None:
     """Returns the sweep objective (for hydra/sweeper=optuna...): see `objective`."""
     return objective(train(cfg)["rows"])

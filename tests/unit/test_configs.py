@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from iqa_bench.errors import ConfigError, UserError
-from iqa_bench.train import build_eval_sets
+from iqa_bench.runs import build_eval_sets
 from iqa_bench.utils.config_check import validate_config
 from iqa_bench.utils.instantiate import instantiate
 from iqa_bench.utils.resolvers import CONF_DIR, PROJECT_ROOT

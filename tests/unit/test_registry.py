@@ -659,7 +659,7 @@ def test_items_are_decoded_lazily(tmp_path, monkeypatch):
 
 
 def test_each_dataset_config_instantiates_against_a_fake_root(compose_cfg, tmp_path):
-    from iqa_bench.train import build_eval_sets
+    from iqa_bench.runs import build_eval_sets
 
     data_root = tmp_path / "iqa_data"
     expected = {}
@@ -679,7 +679,7 @@ def test_each_dataset_config_instantiates_against_a_fake_root(compose_cfg, tmp_p
 
 
 def test_csv_config_with_its_own_root(compose_cfg, tmp_path):
-    from iqa_bench.train import build_eval_sets
+    from iqa_bench.runs import build_eval_sets
 
     make_csv(tmp_path / "mine", with_ref=False)
     cfg = compose_cfg(["data/eval=[csv]", f"data.eval.csv.root={tmp_path / 'mine'}"])

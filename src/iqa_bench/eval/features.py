@@ -53,15 +53,13 @@ def crop_views(x: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 def _progress(loader: DataLoader, progress: bool | str) -> Any:
-    """`loader` wrapped in a tqdm bar (on stderr) when `progress` is truthy and tqdm is importable."""
+    """`loader` with progress when `progress` is truthy: a tqdm bar in a terminal, plain lines in a log file
+    (`utils.progress.progress`)."""
     if not progress:
         return loader
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm comes with lightning
-        return loader
-    desc = progress if isinstance(progress, str) else "features"
-    return tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+    from iqa_bench.utils.progress import progress as with_progress
+
+    return with_progress(loader, progress if isinstance(progress, str) else "features")
 
 
 def _collate_list(batch: list[torch.Tensor]) -> list[torch.Tensor]:
