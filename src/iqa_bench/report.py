@@ -4,7 +4,7 @@ Collects every `results.csv` under the given run / multirun directories (train a
 writes into OUT (default `<first DIR>/report`):
 
 * `report.md`: SRCC and PLCC tables, model x dataset. A model is `method/backbone` (plus `[protocol]` when not the
-  ridge probe); random-initialisation rows (ckpt `random_init`) are listed as baselines. A cell is the median over
+  ridge probe); initialisation rows (ckpt `init=random` / `init=imagenet`) are listed as baselines. A cell is the median over
   runs (seeds, checkpoints) of each run's median-over-splits value, with its spread in brackets: the IQR over runs
   when there are >= 2 runs, else the IQR over that run's splits (marked `*`); `n` is the number of runs.
   Cross-dataset rows appear as dataset `A->B`.
@@ -33,6 +33,9 @@ import numpy as np
 
 from iqa_bench.errors import UserError, exit_on_user_error
 from iqa_bench.utils.atomic import atomic_write_text, atomic_write_with
+
+BASELINE_LABELS = ("init=random", "init=imagenet", "init=weights", "random_init")
+"""ckpt labels of initialisation baselines (`methods/baselines.py`; `random_init` = older runs' name)."""
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +86,14 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 
 
 def model_label(r: dict[str, Any]) -> tuple[str, bool]:
-    """('method/backbone[ [protocol]][ (random init)]', is_baseline)."""
+    """('method/backbone[ [protocol]][ (init=random|init=imagenet|...)]', is_baseline)."""
     label = f"{r['method']}/{r['backbone']}"
     proto = r.get("protocol") or "ridge"
     if proto not in ("ridge", "ridge_cross"):
         label += f" [{proto}]"
-    baseline = r["ckpt"] == "random_init"
+    baseline = r["ckpt"] in BASELINE_LABELS
     if baseline:
-        label += " (random init)"
+        label += " (init=random)" if r["ckpt"] == "random_init" else f" ({r['ckpt']})"
     elif str(r["ckpt"]).startswith("weights:"):
         label += f" ({r['ckpt']})"
     return label, baseline
