@@ -226,8 +226,9 @@ def _create_timm(name: str, pretrained: bool, drop_rate: float = 0.0) -> nn.Modu
 def load_local_weights(module: nn.Module, path: str | Path) -> None:
     """Load a local state dict into `module` safely (safetensors, or `torch.load(weights_only=True)`).
 
-    Keys with a leading 'backbone.'/'body.'/'module.' prefix are accepted; a classifier head ('fc.', 'head.',
-    'classifier.') is ignored. Missing or unexpected keys raise `UserError` naming the file.
+    Keys with a leading 'module.'/'backbone.'/'body.' prefix, or MoCo's 'encoder_q.'/'encoder.' (Re-IQA's released
+    encoders, MoCo-v2 checkpoints), are accepted; a classifier head ('fc.', 'head.', 'classifier.') and MoCo's key
+    encoder and queue are ignored. Missing or unexpected keys raise `UserError` naming the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -241,14 +242,16 @@ def load_local_weights(module: nn.Module, path: str | Path) -> None:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(f"backbone.weights: cannot read {path} ({type(exc).__name__}: {exc})") from None
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    for key in ("state_dict", "model"):  # Lightning / MoCo / Re-IQA training checkpoints wrap the weights
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
     cleaned = {}
     for k, v in state.items():
-        for prefix in ("module.", "backbone.body.", "backbone.", "body."):
+        for prefix in ("module.", "encoder_q.", "encoder.", "backbone.body.", "backbone.", "body."):
             if k.startswith(prefix):
                 k = k[len(prefix) :]
-        if k.split(".")[0] in ("fc", "head", "classifier"):
+        if k.split(".")[0] in ("fc", "head", "classifier", "encoder_k", "queue", "queue_ptr"):
             continue
         cleaned[k] = v
     result = module.load_state_dict(cleaned, strict=False)
