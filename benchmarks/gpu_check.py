@@ -227,6 +227,7 @@ def train_steps(
         dev,
     )
     opt = method.configure_optimizers()
+    sched = opt.get("lr_scheduler", {}).get("scheduler") if isinstance(opt, dict) else None
     opt = opt["optimizer"] if isinstance(opt, dict) else opt
     gen = torch.Generator(device=dev).manual_seed(0)
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp)
@@ -240,6 +241,8 @@ def train_steps(
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if sched is not None:
+            sched.step()  # per optimiser step, as in training (warm-up included)
         method.on_train_batch_end(None, prepared, i)
         losses.append(float(loss.detach()))
 
@@ -358,7 +361,7 @@ def run(
         "torch": torch.__version__,
     }
     t0 = time.perf_counter()
-    result["agreement"] = bank_agreement("cpu", device)
+    result["agreement"] = bank_agreement("cpu", device, batch=10, size=64)
     log(
         f"agreement: {sum(r['ok'] for r in result['agreement'])}/{len(result['agreement'])} ops ({time.perf_counter() - t0:.0f} s)"
     )

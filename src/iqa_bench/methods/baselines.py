@@ -19,8 +19,6 @@ from omegaconf import DictConfig, open_dict
 from iqa_bench.utils.instantiate import instantiate
 
 RANDOM, IMAGENET, WEIGHTS = "init=random", "init=imagenet", "init=weights"
-BASELINE_LABELS = (RANDOM, IMAGENET, WEIGHTS, "random_init")
-"""Every label a baseline row may carry (`random_init` = older runs' name of the initialisation baseline)."""
 
 
 def init_label(backbone: Any) -> str:
