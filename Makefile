@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install train test test-slow test-wheel bench lint format clean
+.PHONY: help install train test test-slow test-wheel test-gpu gpu-check bench lint format clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,12 @@ test-slow: $(STAMP)  ## slow tests (real short trainings)
 
 test-wheel: $(STAMP)  ## build the wheel, install it in a fresh venv, smoke-train with iqa-train from /tmp
 	PY=$(PY) .ci/wheel_smoke.sh
+
+test-gpu: $(STAMP)  ## GPU tests (bank CPU/CUDA agreement, bf16 step per method, DDP over NCCL with 2 GPUs)
+	$(PY) -m pytest -m gpu -q tests/gpu $(PYTEST_ARGS)
+
+gpu-check: $(STAMP)  ## first check on a GPU (<= 8 min): agreement, bank speed, paper-setting steps; runs/gpu_check/
+	$(PY) benchmarks/gpu_check.py --out runs/gpu_check
 
 BENCH_DEVICE ?= cpu
 bench: $(STAMP)  ## benchmarks on BENCH_DEVICE (cpu|cuda); JSON in runs/bench/, figures go to docs/benchmarks.md

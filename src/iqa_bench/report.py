@@ -3,7 +3,11 @@
 Collects every `results.csv` under the given run / multirun directories (train and evaluate runs alike) and
 writes into OUT (default `<first DIR>/report`):
 
-* `report.md`: SRCC and PLCC tables, model x dataset (see `report_tables` for how cells are summarised).
+* `report.md`: SRCC and PLCC tables, model x dataset. A model is `method/backbone` (plus `[protocol]` when not the
+  ridge probe); initialisation rows (ckpt `init=random` / `init=imagenet`) are listed as baselines. A cell is the median over
+  runs (seeds, checkpoints) of each run's median-over-splits value, with its spread in brackets: the IQR over runs
+  when there are >= 2 runs, else the IQR over that run's splits (marked `*`); `n` is the number of runs.
+  Cross-dataset rows appear as dataset `A->B`.
 * `report.csv`: the same in long form (model, baseline, dataset, metric, median, spread, spread_over, n_runs).
 * `bars_<dataset>.png`: grouped bar chart per dataset (SRCC and PLCC per model, whiskers = spread).
 * `scatter_<run>_<encoder>_<dataset>.png`: predicted score vs MOS of the test items (the split whose SRCC is the

@@ -1,7 +1,7 @@
 """Collecting `results.csv` files of many runs and summarising them into tables (markdown and long CSV).
 
-A model is `method/backbone` (plus `[protocol]` when not the ridge probe); random-initialisation rows (ckpt
-`random_init`) are baselines. A summary entry is the median over runs (seeds, checkpoints) of each run's
+A model is `method/backbone` (plus `[protocol]` when not the ridge probe); initialisation rows (ckpt
+`init=random` / `init=imagenet`, older runs: `random_init`) are baselines. A summary entry is the median over runs (seeds, checkpoints) of each run's
 median-over-splits value, with its spread: the IQR over runs when there are >= 2 runs, else the IQR over that
 run's splits. Cross-dataset rows appear as dataset `A->B`.
 """
@@ -23,6 +23,8 @@ from iqa_bench.errors import UserError
 REQUIRED = ("method", "backbone", "ckpt", "dataset", "split", "srcc", "plcc")
 METRICS = ("srcc", "plcc")
 SUMMARY_SPLITS = ("median", "full")
+BASELINE_LABELS = ("init=random", "init=imagenet", "init=weights", "random_init")
+"""ckpt labels of initialisation baselines (`methods/baselines.py`; `random_init` = older runs' name)."""
 SUMMARY_COLUMNS = ["model", "baseline", "dataset", "metric", "median", "spread", "spread_over", "n_runs"]
 
 
@@ -67,14 +69,14 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 
 
 def model_label(r: dict[str, Any]) -> tuple[str, bool]:
-    """('method/backbone[ [protocol]][ (random init)]', is_baseline)."""
+    """('method/backbone[ [protocol]][ (init=random|init=imagenet|...)]', is_baseline)."""
     label = f"{r['method']}/{r['backbone']}"
     proto = r.get("protocol") or "ridge"
     if proto not in ("ridge", "ridge_cross"):
         label += f" [{proto}]"
-    baseline = r["ckpt"] == "random_init"
+    baseline = r["ckpt"] in BASELINE_LABELS
     if baseline:
-        label += " (random init)"
+        label += " (init=random)" if r["ckpt"] == "random_init" else f" ({r['ckpt']})"
     elif str(r["ckpt"]).startswith("weights:"):
         label += f" ({r['ckpt']})"
     return label, baseline
@@ -138,7 +140,7 @@ def markdown(summary: Sequence[dict[str, Any]], sources: Sequence[Path]) -> str:
         "",
         f"{len(sources)} results file(s). Cells: median over runs of each run's median over splits, "
         "[spread] = IQR over runs, or over the splits of the single run (`*`); n = runs. "
-        "PLCC is on raw predictions. Rows marked (random init) are the untrained-encoder baselines.",
+        "PLCC is on raw predictions. Rows marked (init=...) are the initialisation baselines (untrained or ImageNet-initialised encoders).",
         "",
     ]
     index = {(e["model"], e["dataset"], e["metric"]): e for e in summary}

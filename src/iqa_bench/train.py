@@ -1,13 +1,13 @@
 """`python -m iqa_bench.train method=arniqa`: pretrain a method, then evaluate it with the configured evaluator.
 
 Thin Hydra entry point: validate the config, seed, instantiate datamodule / method / trainer / loggers, fit, then
-probe the pretrained encoder (and the same encoder at its random initialisation) and write `results.csv` and
+probe the pretrained encoder (and the same encoder at its initialisation: `init=random`, plus `init=imagenet` with
+pretrained weights) and write `results.csv` and
 `results.json` into the run directory.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
 from pathlib import Path
@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from iqa_bench.errors import exit_on_user_error
 from iqa_bench.eval.results import result_rows, summary_table, write_results
+from iqa_bench.methods.baselines import init_baselines
 from iqa_bench.runs import (
     build_eval_sets,
     cleanup_on_user_error,
@@ -54,13 +55,14 @@ def _fit_and_evaluate(
     cfg: DictConfig,
     run_dir: Path,
     method: L.LightningModule,
-    random_init: L.LightningModule | None,
+    baselines: dict[str, L.LightningModule],
     datamodule: L.LightningDataModule,
     eval_sets: dict[str, Any],
     loggers: list[Any],
     ckpt_path: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Fit, evaluate (pretrained + random init), write and log the results. Returns (rows, last checkpoint)."""
+    """Fit, evaluate (pretrained + the initialisation baselines), write and log the results. Returns (rows, last
+    checkpoint)."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     for lg in loggers:
         if hasattr(lg, "log_hyperparams"):
@@ -77,8 +79,7 @@ def _fit_and_evaluate(
 
     evaluator = instantiate(cfg.evaluator)
     encoders = {"pretrained": method.eval()}
-    if random_init is not None:
-        encoders["random_init"] = random_init.to(method.device)
+    encoders.update({name: enc.to(method.device) for name, enc in baselines.items()})
     rows = evaluator.run(encoders, eval_sets, device=method.device) if eval_sets else []
     meta = {
         "method": cfg.method_name,
@@ -107,7 +108,9 @@ def objective(rows: list[dict[str, Any]]) -> float | None:
     vals = [
         float(r["val_srcc"])
         for r in rows
-        if r.get("split") == "median" and r.get("ckpt") == "pretrained" and r.get("val_srcc") not in (None, "")
+        if r.get("split") == "median"
+        and r.get("ckpt") == "pretrained"
+        and r.get("val_srcc") not in (None, "")
     ]
     return float(np.mean(vals)) if vals else None
 
@@ -188,7 +191,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     method = instantiate(cfg.method)
-    random_init = copy.deepcopy(method).eval() if cfg.evaluator.get("baseline_random_init", True) else None
+    baselines = init_baselines(cfg, method)  # init=random (+ init=imagenet with pretrained weights)
     if cfg.get("compile", False):
         # in place (nn.Module.compile): parameter names, hence checkpoints, stay those of the eager module
         method.backbone.compile(**(cfg.get("compile_options") or {}))
@@ -202,7 +205,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     failed = True
     try:
         rows, checkpoint = _fit_and_evaluate(
-            cfg, run_dir, method, random_init, datamodule, eval_sets, loggers, ckpt_path
+            cfg, run_dir, method, baselines, datamodule, eval_sets, loggers, ckpt_path
         )
         failed = False
     finally:

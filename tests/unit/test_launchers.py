@@ -33,11 +33,13 @@ def test_train_returns_the_sweep_objective():
     from iqa_bench.train import objective
 
     rows = [
-        {"split": "0", "ckpt": "pretrained", "srcc": 0.1},
-        {"split": "median", "ckpt": "random_init", "srcc": 0.2},
-        {"split": "median", "ckpt": "pretrained", "srcc": 0.3},
+        {"split": "0", "ckpt": "pretrained", "srcc": 0.1, "val_srcc": 0.15},
+        {"split": "median", "ckpt": "init=random", "srcc": 0.2, "val_srcc": 0.25},
+        {"split": "median", "ckpt": "pretrained", "srcc": 0.3, "val_srcc": 0.4, "dataset": "a"},
+        {"split": "median", "ckpt": "pretrained", "srcc": 0.9, "val_srcc": 0.6, "dataset": "b"},
     ]
-    assert objective(rows) == 0.3 and objective([]) is None
+    # validation SRCC of the pretrained encoder's median rows, averaged over datasets; never the test SRCC
+    assert objective(rows) == pytest.approx(0.5) and objective([]) is None
 
 
 def test_optuna_sqlite_storage_round_trip(compose_cfg, tmp_path):

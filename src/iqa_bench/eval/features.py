@@ -42,7 +42,9 @@ def five_crop_boxes(h: int, w: int, size: int) -> list[tuple[int, int]]:
 
 def crop_views(x: torch.Tensor, size: int | None) -> torch.Tensor:
     """`(B, 3, H, W)` -> `(B, K, 3, h, w)`: K = 1 (whole image) when `size` is None, else the 5 crops of `size`
-    (images smaller than `size` are zero-padded at the bottom/right, as ARNIQA's evaluation does)."""
+    (images smaller than `size` are zero-padded at the bottom/right, as ARNIQA's evaluation does and as pretraining
+    pads a half-scale view smaller than its crop: `data.pretrain.pad_to_min`, so both paths see the same geometry,
+    e.g. 32 zero rows in every half-scale crop of a 512×384 image)."""
     if size is None:
         return x[:, None]
     h, w = x.shape[-2:]
