@@ -32,6 +32,7 @@ from iqa_bench.errors import ConfigError, UserError, exit_on_user_error
 from iqa_bench.eval.cache import checkpoint_key, dataset_fingerprint
 from iqa_bench.eval.regressor import save_regressor
 from iqa_bench.eval.results import result_rows, summary_table, write_results
+from iqa_bench.methods.baselines import RANDOM as INIT_RANDOM
 from iqa_bench.runs import build_eval_sets, cleanup_on_user_error, run_dir_of, select_device
 from iqa_bench.utils import resolvers
 from iqa_bench.utils.atomic import atomic_write_text
@@ -39,6 +40,12 @@ from iqa_bench.utils.config_check import validate_config
 from iqa_bench.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
+
+
+def file_label(label: str) -> str:
+    """An encoder label as used in file names: `init=random` -> `init-random`, so paths can be pasted into a
+    Hydra command line (which cannot parse `=` inside a value)."""
+    return label.replace("=", "-").replace(":", "-")
 
 
 def _random_init(cfg: DictConfig) -> L.LightningModule:
@@ -55,7 +62,9 @@ def _write_predictions(
         w.writerow(["split", "item", "label", "pred", "mos"])
         for row in zip(p["split"], p["item"], p["label"], p["pred"], p["mos"]):
             w.writerow([row[0], row[1], row[2], f"{row[3]:.6g}", f"{row[4]:.6g}"])
-        atomic_write_text(run_dir / "predictions" / f"{labels.get(enc, enc)}__{ds}.csv", buf.getvalue())
+        atomic_write_text(
+            run_dir / "predictions" / f"{file_label(labels.get(enc, enc))}__{ds}.csv", buf.getvalue()
+        )
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -81,7 +90,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     weights = cfg.backbone.get("weights")
     if ckpt == RANDOM:
         module = _random_init(cfg)
-        label = f"weights:{Path(str(weights)).name}" if weights else "random_init"
+        init = "init=imagenet" if cfg.backbone.get("pretrained") else "init=random"
+        label = f"weights:{Path(str(weights)).name}" if weights else init
         info = {
             "method": str(cfg.method_name),
             "backbone": str(cfg.backbone.name),
@@ -100,8 +110,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     encoders: dict[str, Any] = {"pretrained": module}
     keys: dict[str, Any] = {"pretrained": enc_key}
     if getattr(evaluator, "baseline_random_init", False) and ckpt != RANDOM:
-        encoders["random_init"] = _random_init(cfg).to(device)
-        keys["random_init"] = {"random_init": plain(cfg.method), "seed": int(cfg.seed)}
+        encoders[INIT_RANDOM] = _random_init(cfg).to(device)
+        keys[INIT_RANDOM] = {"random_init": plain(cfg.method), "seed": int(cfg.seed)}
     ds_keys = {
         name: dataset_fingerprint(ds, plain(OmegaConf.select(cfg, f"data.eval.{name}", default=None)))
         for name, ds in eval_sets.items()
@@ -120,10 +130,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     }
     rows = result_rows(raw_rows, meta)
     write_results(run_dir, rows, meta)
-    names = {"pretrained": "ckpt" if ckpt != RANDOM else "random_init"}
+    names = {"pretrained": "ckpt" if ckpt != RANDOM else label}
     for (enc, ds), model in getattr(evaluator, "regressors", {}).items():
         save_regressor(
-            run_dir / "regressors" / f"{names.get(enc, enc)}__{ds}.safetensors",
+            run_dir / "regressors" / f"{file_label(names.get(enc, enc))}__{ds}.safetensors",
             model,
             {
                 "method": info["method"],

@@ -249,10 +249,10 @@ def test_random_init_is_seeded_and_labelled(compose_cfg, tmp_path, monkeypatch):
     out = ev_mod.evaluate(cfg)
     rows = _rows(out["run_dir"])
     assert [(r["ckpt"], r["dataset"], r["train_on"], r["split"]) for r in rows] == [
-        ("random_init", "b", "a", "full")
+        ("init=random", "b", "a", "full")
     ]
-    assert (out["run_dir"] / "regressors" / "random_init__a.safetensors").is_file()
-    assert (out["run_dir"] / "predictions" / "random_init__b.csv").is_file()
+    assert (out["run_dir"] / "regressors" / "init-random__a.safetensors").is_file()
+    assert (out["run_dir"] / "predictions" / "init-random__b.csv").is_file()
 
 
 def test_finetune_evaluator_through_evaluate(compose_cfg, monkeypatch):
@@ -279,7 +279,7 @@ def test_finetune_evaluator_through_evaluate(compose_cfg, monkeypatch):
         ("finetune", "1", ""),
         ("finetune", "median", ""),
     ]
-    assert (out["run_dir"] / "predictions" / "random_init__a.csv").is_file()
+    assert (out["run_dir"] / "predictions" / "init-random__a.csv").is_file()
     assert not (out["run_dir"] / "regressors").exists()
 
 
