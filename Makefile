@@ -1,20 +1,20 @@
-# iqa_bench — every target creates .venv on first use (pinned torch/torchvision, then `pip install -e .[dev]`).
+# iqa_bench — every target creates .venv on first use (`pip install -c constraints.txt -e .[dev]`: the exact
+# torch/torchvision of constraints.txt; pyproject.toml itself only states version ranges).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install train test test-slow bench lint format clean
+.PHONY: help install train test test-slow test-wheel test-gpu gpu-check bench lint format clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with pinned deps and the package (editable)
@@ -27,6 +27,15 @@ test: $(STAMP)  ## fast CPU test suite
 
 test-slow: $(STAMP)  ## slow tests (real short trainings)
 	$(PY) -m pytest -m "slow and not gpu" -q $(PYTEST_ARGS)
+
+test-wheel: $(STAMP)  ## build the wheel, install it in a fresh venv, smoke-train with iqa-train from /tmp
+	PY=$(PY) .ci/wheel_smoke.sh
+
+test-gpu: $(STAMP)  ## GPU tests (bank CPU/CUDA agreement, bf16 step per method, DDP over NCCL with 2 GPUs)
+	$(PY) -m pytest -m gpu -q tests/gpu $(PYTEST_ARGS)
+
+gpu-check: $(STAMP)  ## first check on a GPU (<= 8 min): agreement, bank speed, paper-setting steps; runs/gpu_check/
+	$(PY) benchmarks/gpu_check.py --out runs/gpu_check
 
 BENCH_DEVICE ?= cpu
 bench: $(STAMP)  ## benchmarks on BENCH_DEVICE (cpu|cuda); JSON in runs/bench/, figures go to docs/benchmarks.md
@@ -45,5 +54,5 @@ format: $(STAMP)
 	$(PY) -m ruff format src tests benchmarks
 
 clean:  ## remove caches, run dirs and generated data (keeps .venv)
-	rm -rf runs outputs multirun data/cache data/builtin .pytest_cache .ruff_cache
+	rm -rf runs outputs multirun data/cache data/builtin dist build .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from iqa_bench.eval.protocol import ridge_probe
-from iqa_bench.eval.ridge import RidgePath, fit_split_paths
+from iqa_bench.eval.ridge import RidgePath
+from iqa_bench.eval.ridge_splits import fit_split_paths
 from iqa_bench.eval.splits import make_splits
 
 

@@ -21,15 +21,16 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
+from iqa_bench.api import QualityModel, resize_short_side
+from iqa_bench.checkpoints import load_method_checkpoint
 from iqa_bench.data.folders import DEFAULT_EXTENSIONS, scan_images
-from iqa_bench.data.images import MIN_SIDE, BadImageError, decode_image, display_path, resize_uint8
+from iqa_bench.data.images import MIN_SIDE, BadImageError, decode_image, display_path
 from iqa_bench.errors import ConfigError, UserError, exit_on_user_error
-from iqa_bench.eval.features import extract_features
 from iqa_bench.eval.regressor import load_regressor
-from iqa_bench.evaluate import _device, load_method_checkpoint
-from iqa_bench.train import run_dir_of
+from iqa_bench.runs import cleanup_on_user_error, run_dir_of, select_device
 from iqa_bench.utils import resolvers
 from iqa_bench.utils.atomic import atomic_write_text
+from iqa_bench.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,7 @@ class PredictImages(Dataset):
             return i, None, str(exc)
         except OSError as exc:
             return i, None, f"{display_path(self.paths[i])}: {exc}"
-        if self.short_side:
-            h, w = img.shape[-2:]
-            s = self.short_side / min(h, w)
-            img = resize_uint8(img, max(1, round(h * s)), max(1, round(w * s)))
-        return i, img, None
+        return i, resize_short_side(img, self.short_side), None
 
 
 def check_options(cfg: DictConfig) -> None:
@@ -147,10 +144,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     check_options(cfg)
     paths = list_inputs(OmegaConf.to_container(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images)
     torch.set_num_threads(cfg.get("num_threads") or torch.get_num_threads())
-    device = _device(cfg)
+    device = select_device(cfg)
     module, info = load_method_checkpoint(str(ckpt), cfg)
     check_regressor_matches(reg, reg_path, Path(str(ckpt)), module, info, cfg)
-    module = module.to(device)
+    model = QualityModel(module.to(device), reg, batch_size=int(cfg.batch_size))
     run_dir = run_dir_of(cfg)
     loader = DataLoader(
         PredictImages(paths, cfg.get("short_side")),
@@ -162,9 +159,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     skipped: list[str] = []
     batches = loader
     if cfg.get("progress", True):
-        from tqdm.auto import tqdm
-
-        batches = tqdm(loader, desc="predict", unit="batch")
+        batches = progress(loader, "predict", every_s=float(cfg.get("progress_every_s") or 30), leave=True)
     for batch in batches:
         good = [(i, img) for i, img, _ in batch if img is not None]
         for _, _, err in batch:
@@ -173,15 +168,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
                 skipped.append(err)
         if not good:
             continue
-        feats, item_ids = extract_features(
-            {"m": module}, [img for _, img in good], reg.scales, reg.crop_size, len(good), 0, device
-        )
-        if feats["m"].shape[1] != reg.model.n_features:
-            raise UserError(
-                f"regressor: {display_path(reg_path)} expects {reg.model.n_features} features, the checkpoint "
-                f"gives {feats['m'].shape[1]}: they do not belong together"
-            )
-        preds = reg.predict_items(feats["m"], item_ids)
+        preds = model([img for _, img in good]).tolist()  # the scoring of iqa_bench.load (api.QualityModel)
         for (i, _), s in zip(good, preds):
             scores[i] = float(s)
     if not scores:
@@ -213,6 +200,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(resolvers.CONF_DIR), config_name="predict")
 @exit_on_user_error
+@cleanup_on_user_error
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 

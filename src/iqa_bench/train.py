@@ -1,14 +1,13 @@
 """`python -m iqa_bench.train method=arniqa`: pretrain a method, then evaluate it with the configured evaluator.
 
 Thin Hydra entry point: validate the config, seed, instantiate datamodule / method / trainer / loggers, fit, then
-probe the pretrained encoder (and the same encoder at its random initialisation) and write `results.csv` and
+probe the pretrained encoder (and the same encoder at its initialisation: `init=random`, plus `init=imagenet` with
+pretrained weights) and write `results.csv` and
 `results.json` into the run directory.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -16,16 +15,28 @@ from typing import Any
 
 import hydra
 import lightning as L
+import numpy as np
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from iqa_bench.errors import ConfigError, exit_on_user_error
+from iqa_bench.errors import exit_on_user_error
 from iqa_bench.eval.results import result_rows, summary_table, write_results
+from iqa_bench.methods.baselines import init_baselines
+from iqa_bench.runs import (
+    build_eval_sets,
+    cleanup_on_user_error,
+    is_multirun,
+    job_number,
+    keep_previous_metrics,
+    resume_checkpoint,
+    run_dir_of,
+    stored_results,
+)
 from iqa_bench.utils import resolvers
 from iqa_bench.utils.config_check import validate_config
 from iqa_bench.utils.instantiate import instantiate
 from iqa_bench.utils.printing import print_config_tree
+from iqa_bench.utils.progress import PlainProgressBar, is_terminal
 
 log = logging.getLogger(__name__)
 
@@ -40,82 +51,25 @@ class _DropAdverts(logging.Filter):
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
 
 
-def run_dir_of(cfg: DictConfig) -> Path:
-    """The run's output directory (Hydra's, or `paths.output_dir` when composed without Hydra's runtime)."""
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path(cfg.paths.output_dir)
-
-
-def build_eval_sets(cfg: DictConfig) -> dict[str, Any]:
-    """Instantiate every dataset under `data.eval` (a mapping name -> dataset config)."""
-    return {name: instantiate(ds_cfg) for name, ds_cfg in (cfg.data.get("eval") or {}).items()}
-
-
-def is_multirun() -> bool:
-    """True inside a Hydra multirun job."""
-    return HydraConfig.initialized() and str(HydraConfig.get().mode) == "RunMode.MULTIRUN"
-
-
-def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
-    """The checkpoint to resume from: `ckpt_path` if set (must exist and load), else `run_dir/checkpoints/last.ckpt`
-    when `resume` is true and a previous (killed or finished) run left one there (see `checkpoint_io.resume_from`
-    for damaged files)."""
-    from iqa_bench.utils.checkpoint_io import checkpoint_problem, resume_from
-
-    if cfg.get("ckpt_path"):
-        path = Path(cfg.ckpt_path)
-        if not path.is_file():
-            raise ConfigError(f"ckpt_path: no checkpoint file at {path}")
-        if (problem := checkpoint_problem(path)) is not None:
-            raise ConfigError(f"ckpt_path: {path} cannot be resumed from: {problem}")
-        return str(path)
-    if cfg.get("resume", True):  # last.ckpt, else the newest loadable checkpoint (damaged ones passed over)
-        return resume_from(run_dir / "checkpoints")
-    return None
-
-
-def stored_results(run_dir: Path) -> dict[str, Any] | None:
-    """The finished run in `run_dir` (results.json written by a previous job), or None."""
-    path = run_dir / "results.json"
-    if not (run_dir / "results.csv").is_file() or not path.is_file():
-        return None
-    try:
-        payload = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # unreadable: run the job again (results are written atomically, so this is rare)
-    return {
-        "run_dir": run_dir,
-        "rows": payload.get("rows", []),
-        "checkpoint": payload["meta"].get("checkpoint"),
-    }
-
-
-def keep_previous_metrics(run_dir: Path) -> None:
-    """Lightning's CSV logger deletes an existing metrics.csv; keep the killed run's as metrics.<n>.csv."""
-    old = run_dir / "metrics.csv"
-    if old.is_file():
-        n = 1
-        while (run_dir / f"metrics.{n}.csv").exists():
-            n += 1
-        old.rename(run_dir / f"metrics.{n}.csv")
-
-
 def _fit_and_evaluate(
     cfg: DictConfig,
     run_dir: Path,
     method: L.LightningModule,
-    random_init: L.LightningModule | None,
+    baselines: dict[str, L.LightningModule],
     datamodule: L.LightningDataModule,
     eval_sets: dict[str, Any],
     loggers: list[Any],
     ckpt_path: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Fit, evaluate (pretrained + random init), write and log the results. Returns (rows, last checkpoint)."""
+    """Fit, evaluate (pretrained + the initialisation baselines), write and log the results. Returns (rows, last
+    checkpoint)."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     for lg in loggers:
         if hasattr(lg, "log_hyperparams"):
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    if cfg.trainer.get("enable_progress_bar", True) and not is_terminal():
+        # a log file (SLURM, CI) cannot show tqdm's bar: plain lines every progress_every_s instead
+        callbacks.append(PlainProgressBar(float(cfg.get("progress_every_s") or 30)))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     if ckpt_path:
         print(f"Resuming from {ckpt_path}", flush=True)
@@ -125,8 +79,7 @@ def _fit_and_evaluate(
 
     evaluator = instantiate(cfg.evaluator)
     encoders = {"pretrained": method.eval()}
-    if random_init is not None:
-        encoders["random_init"] = random_init.to(method.device)
+    encoders.update({name: enc.to(method.device) for name, enc in baselines.items()})
     rows = evaluator.run(encoders, eval_sets, device=method.device) if eval_sets else []
     meta = {
         "method": cfg.method_name,
@@ -145,16 +98,21 @@ def _fit_and_evaluate(
             + summary_table(rows),
             flush=True,
         )
-    log_results(loggers, rows)
+    log_results(loggers, rows, step=trainer.global_step)
     return rows, checkpoint
 
 
 def objective(rows: list[dict[str, Any]]) -> float | None:
-    """Median probe SRCC of the pretrained encoder on the first evaluation set (None without results)."""
-    for r in rows:
-        if r.get("split") == "median" and r.get("ckpt") == "pretrained" and r.get("srcc") is not None:
-            return float(r["srcc"])
-    return None
+    """The value returned to a sweeper: the pretrained encoder's median VALIDATION SRCC (the val SRCC at the chosen
+    alpha / epoch), averaged over the evaluation sets; test parts never enter it. None without results."""
+    vals = [
+        float(r["val_srcc"])
+        for r in rows
+        if r.get("split") == "median"
+        and r.get("ckpt") == "pretrained"
+        and r.get("val_srcc") not in (None, "")
+    ]
+    return float(np.mean(vals)) if vals else None
 
 
 def save_final_checkpoint(trainer: L.Trainer, callbacks: list[Any]) -> str | None:
@@ -163,15 +121,15 @@ def save_final_checkpoint(trainer: L.Trainer, callbacks: list[Any]) -> str | Non
     for cb in callbacks:
         if isinstance(cb, L.pytorch.callbacks.ModelCheckpoint) and cb.dirpath:
             path = str(Path(cb.dirpath) / f"{cb.CHECKPOINT_NAME_LAST}{cb.FILE_EXTENSION}")
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)
             cb.last_model_path = path
             return path
     return None
 
 
-def log_results(loggers: list[Any], rows: list[dict[str, Any]]) -> None:
-    """Median metrics of every (encoder, dataset) to each logger (`eval/<dataset>/<ckpt>/<metric>`); W&B also
-    gets the whole table."""
+def log_results(loggers: list[Any], rows: list[dict[str, Any]], step: int | None = None) -> None:
+    """Median metrics of every (encoder, dataset) to each logger (`eval/<dataset>/<ckpt>/<metric>`) at `step`
+    (the final global step of training, so they line up with the training curves); W&B also gets the table."""
     medians = [r for r in rows if r.get("split") == "median"]
     metrics = {
         f"eval/{r['dataset']}/{r['ckpt']}/{m}": float(r[m])
@@ -182,7 +140,7 @@ def log_results(loggers: list[Any], rows: list[dict[str, Any]]) -> None:
     for lg in loggers:
         try:
             if metrics:
-                lg.log_metrics(metrics)
+                lg.log_metrics(metrics, step=step)
             if hasattr(lg, "log_table") and medians:
                 cols = ["method", "backbone", "ckpt", "dataset", "srcc", "plcc", "krcc", "alpha"]
                 lg.log_table(
@@ -226,14 +184,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings(
         "ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*"
     )
-    if cfg.get("print_config", True):
-        print_config_tree(cfg)
+    if cfg.get("print_config", True) and job_number() == 0:
+        print_config_tree(cfg)  # once per sweep; every job's resolved config is in its .hydra/config.yaml
     torch.set_num_threads(cfg.get("num_threads") or torch.get_num_threads())
     torch.set_flush_denormal(True)  # denormal floats make CPU convolutions orders of magnitude slower
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     method = instantiate(cfg.method)
-    random_init = copy.deepcopy(method).eval() if cfg.evaluator.get("baseline_random_init", True) else None
+    baselines = init_baselines(cfg, method)  # init=random (+ init=imagenet with pretrained weights)
     if cfg.get("compile", False):
         # in place (nn.Module.compile): parameter names, hence checkpoints, stay those of the eager module
         method.backbone.compile(**(cfg.get("compile_options") or {}))
@@ -247,7 +205,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     failed = True
     try:
         rows, checkpoint = _fit_and_evaluate(
-            cfg, run_dir, method, random_init, datamodule, eval_sets, loggers, ckpt_path
+            cfg, run_dir, method, baselines, datamodule, eval_sets, loggers, ckpt_path
         )
         failed = False
     finally:
@@ -258,6 +216,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(resolvers.CONF_DIR), config_name="train")
 @exit_on_user_error
+@cleanup_on_user_error
 def main(cfg: DictConfig) -> float | None:
     """Returns the sweep objective (for hydra/sweeper=optuna...): see `objective`."""
     return objective(train(cfg)["rows"])

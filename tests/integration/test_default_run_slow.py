@@ -12,6 +12,6 @@ def test_default_run_pretrained_beats_random_init(compose_cfg):
     cfg = compose_cfg([])
     out = train(cfg)
     med = {r["ckpt"]: r for r in out["rows"] if r["split"] == "median"}
-    assert set(med) == {"pretrained", "random_init"}
-    assert med["pretrained"]["srcc"] > med["random_init"]["srcc"], med
-    assert med["pretrained"]["plcc"] > med["random_init"]["plcc"], med
+    assert set(med) == {"pretrained", "init=random"}
+    assert med["pretrained"]["srcc"] > med["init=random"]["srcc"], med
+    assert med["pretrained"]["plcc"] > med["init=random"]["plcc"], med

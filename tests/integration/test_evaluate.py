@@ -193,7 +193,8 @@ def test_cli_end_to_end_then_cached_rerun(trained_run, tmp_path, compose_cfg, mo
     assert not list(run_dir.rglob(".*.tmp"))
 
     # the loaded module is the saved one
-    from iqa_bench.evaluate import evaluate, load_method_checkpoint
+    from iqa_bench.checkpoints import load_method_checkpoint
+    from iqa_bench.evaluate import evaluate
 
     cfg = compose_cfg([f"ckpt={ckpt}", *TINY_EVAL, f"evaluator.cache_dir={cache}"], config_name="evaluate")
     loaded, info = load_method_checkpoint(ckpt, cfg)
@@ -221,7 +222,7 @@ def test_cli_end_to_end_then_cached_rerun(trained_run, tmp_path, compose_cfg, mo
 
 
 def _tiny_set(cfg):
-    from iqa_bench.train import build_eval_sets
+    from iqa_bench.runs import build_eval_sets
 
     return build_eval_sets(cfg)["builtin_synthetic"]
 
@@ -248,10 +249,10 @@ def test_random_init_is_seeded_and_labelled(compose_cfg, tmp_path, monkeypatch):
     out = ev_mod.evaluate(cfg)
     rows = _rows(out["run_dir"])
     assert [(r["ckpt"], r["dataset"], r["train_on"], r["split"]) for r in rows] == [
-        ("random_init", "b", "a", "full")
+        ("init=random", "b", "a", "full")
     ]
-    assert (out["run_dir"] / "regressors" / "random_init__a.safetensors").is_file()
-    assert (out["run_dir"] / "predictions" / "random_init__b.csv").is_file()
+    assert (out["run_dir"] / "regressors" / "init-random__a.safetensors").is_file()
+    assert (out["run_dir"] / "predictions" / "init-random__b.csv").is_file()
 
 
 def test_finetune_evaluator_through_evaluate(compose_cfg, monkeypatch):
@@ -278,14 +279,14 @@ def test_finetune_evaluator_through_evaluate(compose_cfg, monkeypatch):
         ("finetune", "1", ""),
         ("finetune", "median", ""),
     ]
-    assert (out["run_dir"] / "predictions" / "random_init__a.csv").is_file()
+    assert (out["run_dir"] / "predictions" / "init-random__a.csv").is_file()
     assert not (out["run_dir"] / "regressors").exists()
 
 
 @pytest.mark.parametrize("method", sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")))
 def test_every_method_checkpoint_round_trips(compose_cfg, tmp_path, method):
     """A checkpoint outside a run dir: class from `method=`, arguments from its hyper-parameters."""
-    from iqa_bench.evaluate import load_method_checkpoint
+    from iqa_bench.checkpoints import load_method_checkpoint
 
     cfg = compose_cfg(["ckpt=random", f"method={method}"], config_name="evaluate")
     module = instantiate(cfg.method)

@@ -14,5 +14,5 @@ def test_short_cpu_run_beats_random_init(compose_cfg, method):
     cfg = compose_cfg(["experiment=cpu_budget", f"method={method}"])
     out = train(cfg)
     med = {r["ckpt"]: r for r in out["rows"] if r["split"] == "median"}
-    assert set(med) == {"pretrained", "random_init"}
-    assert med["pretrained"]["srcc"] > med["random_init"]["srcc"], med
+    assert set(med) == {"pretrained", "init=random"}
+    assert med["pretrained"]["srcc"] > med["init=random"]["srcc"], med

@@ -27,7 +27,7 @@ def test_fast_dev_run(compose_cfg, method):
     out = train(compose_cfg(overrides))
     rows = list(csv.DictReader((out["run_dir"] / "results.csv").open())) if method == "reiqa" else []
     if method == "reiqa":
-        assert {r["ckpt"] for r in rows} == {"pretrained", "random_init"}
+        assert {r["ckpt"] for r in rows} == {"pretrained", "init=random"}
         assert all(r["method"] == "reiqa" and math.isfinite(float(r["srcc"])) for r in rows)
 
 

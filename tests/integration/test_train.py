@@ -24,7 +24,7 @@ def test_fast_dev_run_trains_and_writes_results(compose_cfg):
     assert list(rows[0].keys()) == list(RESULT_COLUMNS)
     # 2 encoders x 1 dataset x (3 splits + median)
     assert len(rows) == 2 * (3 + 1)
-    assert {r["ckpt"] for r in rows} == {"pretrained", "random_init"}
+    assert {r["ckpt"] for r in rows} == {"pretrained", "init=random"}
     medians = [r for r in rows if r["split"] == "median"]
     assert len(medians) == 2
     for r in rows:
@@ -33,7 +33,7 @@ def test_fast_dev_run_trains_and_writes_results(compose_cfg):
             v = float(r[k])
             assert -1.0 <= v <= 1.0 and not math.isnan(v)
         assert float(r["alpha"]) > 0
-    for enc in ("pretrained", "random_init"):
+    for enc in ("pretrained", "init=random"):
         per_split = [float(r["srcc"]) for r in rows if r["ckpt"] == enc and r["split"] != "median"]
         med = next(float(r["srcc"]) for r in medians if r["ckpt"] == enc)
         assert abs(med - sorted(per_split)[1]) < 1e-5  # median of 3 splits
@@ -78,7 +78,7 @@ def test_cli_run_dir_override(tmp_path):
     assert (run_dir / "results.csv").is_file() and (run_dir / "results.json").is_file()
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert "| pretrained | builtin_synthetic |" in res.stdout
-    assert "| random_init | builtin_synthetic |" in res.stdout
+    assert "| init=random | builtin_synthetic |" in res.stdout
     assert f"Run directory: {run_dir}" in res.stdout
     assert "CONFIG" in res.stdout and "temperature: 0.1" in res.stdout  # the config tree printed at start
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from iqa_bench.errors import ConfigError, UserError
-from iqa_bench.train import build_eval_sets
+from iqa_bench.runs import build_eval_sets
 from iqa_bench.utils.config_check import validate_config
 from iqa_bench.utils.instantiate import instantiate
 from iqa_bench.utils.resolvers import CONF_DIR, PROJECT_ROOT
@@ -63,6 +63,8 @@ def test_each_option_composes_and_instantiates(compose_cfg, tmp_path, group, opt
         overrides.append(
             "backbone.pretrained=false"
         )  # paper settings ask for ImageNet weights (offline here)
+    if option == "reiqa_paper":
+        overrides.append("method.content_encoder=null")  # it asks for a local MoCo-v2 weights file
     if not torch.cuda.is_available():
         overrides.append("trainer.accelerator=cpu")  # GPU trainer options instantiate on CPU-only machines
         overrides.append("trainer.precision=32-true")

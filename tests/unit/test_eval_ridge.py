@@ -11,7 +11,8 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from iqa_bench.eval.ridge import RidgeModel, RidgePath, fit_ridge, fit_split_paths
+from iqa_bench.eval.ridge import RidgeModel, RidgePath, fit_ridge
+from iqa_bench.eval.ridge_splits import fit_split_paths
 
 ALPHAS = np.array([1e-3, 0.05, 1.0, 30.0, 1e3])
 

@@ -78,10 +78,10 @@ def test_rows_splits_and_determinism():
     assert [r["srcc"] for r in rows2] == [r["srcc"] for r in rows]
 
 
-def test_frozen_encoder_untouched_and_train_backbone_option():
+def test_callers_encoder_untouched_and_unfrozen_backbone_option():
     enc = TinyEncoder()
     before = {k: v.clone() for k, v in enc.state_dict().items()}
-    rows = _ev(n_splits=1, epochs=1, train_backbone=True, backbone_lr=1e-2, loss="smooth_l1").run(
+    rows = _ev(n_splits=1, epochs=1, freeze_backbone=False, backbone_lr=1e-2, loss="smooth_l1").run(
         {"m": enc}, {"fake": FakeSet()}
     )
     assert rows[-1]["split"] == "median" and np.isfinite(rows[-1]["srcc"])
@@ -103,7 +103,77 @@ def test_random_crops_pad_and_seed():
     assert small.shape == (2, 3, 32, 32) and small[:, :, 20:, :].abs().sum() == 0
 
 
-@pytest.mark.parametrize("kw,key", [({"loss": "l1"}, "evaluator.loss"), ({"epochs": 0}, "evaluator.epochs")])
+@pytest.mark.parametrize(
+    "kw,key",
+    [
+        ({"loss": "l1"}, "evaluator.loss"),
+        ({"epochs": 0}, "evaluator.epochs"),
+        ({"precision": "8"}, "evaluator.precision"),
+    ],
+)
 def test_bad_settings_name_the_key(kw, key):
     with pytest.raises(ConfigError, match=key):
         FinetuneEvaluator(**kw)
+
+
+def _module(ev: FinetuneEvaluator, enc: nn.Module, ds: EvalSet, s: int = 0):
+    from iqa_bench.eval.finetune_module import FinetuneModule
+    from iqa_bench.models.heads import score_head
+
+    split = make_splits(len(ds), ds.refs, ev.n_splits, ev.ratios, ev.seed)[s]
+    return FinetuneModule(enc, score_head(enc.feature_dim), enc.feature_dim, ds, split, ev, s, None)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_backbone_trains_only_when_unfrozen_and_batchnorm_stats_stay(freeze):
+    from iqa_bench.eval.finetune_module import KeepBest
+
+    enc = TinyEncoder()
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    ev = _ev(n_splits=1, epochs=1, freeze_backbone=freeze, backbone_lr=1e-2)
+    module = _module(ev, enc, FakeSet())
+    trainer = ev._trainer(torch.device("cpu"), "t", 0, KeepBest())
+    trainer.fit(module)
+    changed = [k for k, v in enc.state_dict().items() if not torch.equal(v, before[k])]
+    weights = [k for k in changed if k.endswith("weight")]
+    assert bool(weights) is (not freeze)  # the encoder's weights move only when it is not frozen
+    assert not [k for k in changed if "running_" in k]  # BatchNorm statistics never re-estimated
+    assert all(p.requires_grad is (not freeze) for p in enc.parameters())
+    assert torch.count_nonzero(module.f_std != 1) > 0  # feature statistics were fitted before training
+
+
+def test_keep_best_selects_the_highest_val_srcc_epoch():
+    from types import SimpleNamespace
+
+    from iqa_bench.eval.finetune_module import KeepBest
+
+    head = nn.Linear(2, 1)
+    module = SimpleNamespace(head=head, freeze_backbone=True, val_srcc=float("nan"))
+    keep = KeepBest()
+    weights = {}
+    for epoch, v in enumerate([float("nan"), 0.3, 0.7, 0.5, float("nan")]):
+        with torch.no_grad():
+            head.weight.fill_(epoch)
+        module.val_srcc = v
+        keep.on_validation_end(SimpleNamespace(sanity_checking=False, current_epoch=epoch), module)
+        weights[epoch] = head.weight.clone()
+    assert keep.best_epoch == 2 and keep.val_srcc == 0.7
+    keep.restore(module)
+    assert torch.equal(head.weight, weights[2])
+    only_nan = KeepBest()
+    module.val_srcc = float("nan")
+    only_nan.on_validation_end(SimpleNamespace(sanity_checking=False, current_epoch=0), module)
+    assert only_nan.best_epoch == 0 and math.isnan(only_nan.val_srcc)  # first epoch kept when all are nan
+
+
+def test_log_dir_gets_per_epoch_metrics(tmp_path):
+    import csv
+
+    rows = _ev(n_splits=1, epochs=3, log_dir=str(tmp_path)).run({"m": TinyEncoder()}, {"fake": FakeSet()})
+    files = list(tmp_path.glob("m-fake/split0/metrics.csv"))
+    assert len(files) == 1
+    logged = list(csv.DictReader(files[0].open()))
+    val = [float(r["val_srcc"]) for r in logged if r.get("val_srcc")]
+    assert len(val) == 3 and [int(r["epoch"]) for r in logged if r.get("val_srcc")] == [0, 1, 2]
+    assert len([r for r in logged if r.get("train_loss")]) == 3
+    assert rows[0]["val_srcc"] == pytest.approx(max(val)) and rows[0]["best_epoch"] == int(np.argmax(val))

@@ -33,8 +33,28 @@ def test_train_returns_the_sweep_objective():
     from iqa_bench.train import objective
 
     rows = [
-        {"split": "0", "ckpt": "pretrained", "srcc": 0.1},
-        {"split": "median", "ckpt": "random_init", "srcc": 0.2},
-        {"split": "median", "ckpt": "pretrained", "srcc": 0.3},
+        {"split": "0", "ckpt": "pretrained", "srcc": 0.1, "val_srcc": 0.15},
+        {"split": "median", "ckpt": "init=random", "srcc": 0.2, "val_srcc": 0.25},
+        {"split": "median", "ckpt": "pretrained", "srcc": 0.3, "val_srcc": 0.4, "dataset": "a"},
+        {"split": "median", "ckpt": "pretrained", "srcc": 0.9, "val_srcc": 0.6, "dataset": "b"},
     ]
-    assert objective(rows) == 0.3 and objective([]) is None
+    # validation SRCC of the pretrained encoder's median rows, averaged over datasets; never the test SRCC
+    assert objective(rows) == pytest.approx(0.5) and objective([]) is None
+
+
+def test_optuna_sqlite_storage_round_trip(compose_cfg, tmp_path):
+    """The documented `hydra.sweeper.storage=sqlite:///...` works with the released plugin's optuna (needs
+    SQLAlchemy < 2, pinned by the `optuna` extra): a study is created, a trial stored, and the study resumes."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="needs the optuna extra")
+    import optuna
+
+    db = tmp_path / "optuna.db"
+    cfg = compose_cfg(["hydra/sweeper=optuna_temperature", f"hydra.sweeper.storage=sqlite:///{db}"])
+    node = cfg.hydra.sweeper
+    assert type(instantiate(node)).__name__ == "OptunaSweeper"
+    study = optuna.create_study(storage=node.storage, study_name=node.study_name, direction=node.direction)
+    trial = study.ask()
+    trial.suggest_float("method.temperature", 0.03, 0.5)
+    study.tell(trial, 0.42)
+    again = optuna.load_study(study_name=node.study_name, storage=node.storage)
+    assert db.is_file() and [t.value for t in again.trials] == [0.42]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import zipfile
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import numpy as np
 import pytest
@@ -28,7 +27,7 @@ from iqa_bench.data.datasets.spaq import SPAQ
 from iqa_bench.data.datasets.tid2013 import TID2013
 from iqa_bench.data.datasets.xlsx import read_xlsx, sheet_names
 from iqa_bench.data.eval_sets import EvalSet
-from iqa_bench.data.registry import DATASETS, get_dataset
+from iqa_bench.data.registry import DATASETS, dataset_names, get_dataset
 from iqa_bench.errors import ConfigError, UserError
 from iqa_bench.utils.resolvers import CONF_DIR
 
@@ -47,66 +46,20 @@ def img(path: Path, h: int = 20, w: int = 24, seed: int = 0) -> Path:
 
 
 def write_xlsx(path: Path, sheets: dict[str, list[list]]) -> Path:
-    """A minimal but valid .xlsx as Excel writes it: strings in sharedStrings.xml, numbers as <v>, explicit
-    cell references (so empty leading columns/rows are real gaps)."""
+    """A real .xlsx written by openpyxl: one sheet per entry, rows as given (None = empty cell, so empty leading
+    columns/rows are real gaps)."""
+    from openpyxl import Workbook
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    shared: list[str] = []
-    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-    rns = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
-
-    def col(i: int) -> str:
-        s = ""
-        i += 1
-        while i:
-            i, r = divmod(i - 1, 26)
-            s = chr(65 + r) + s
-        return s
-
-    sheet_xml = []
-    for rows in sheets.values():
-        out = []
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, rows in sheets.items():
+        ws = wb.create_sheet(name)
         for r, row in enumerate(rows, 1):
-            cells = []
-            for c, v in enumerate(row):
-                ref = f"{col(c)}{r}"
-                if v is None:
-                    continue
-                if isinstance(v, str):
-                    if v not in shared:
-                        shared.append(v)
-                    cells.append(f'<c r="{ref}" t="s"><v>{shared.index(v)}</v></c>')
-                else:
-                    cells.append(f'<c r="{ref}"><v>{v!r}</v></c>')
-            if cells:
-                out.append(f'<row r="{r}">{"".join(cells)}</row>')
-        sheet_xml.append(
-            f'<?xml version="1.0"?><worksheet {ns}><sheetData>{"".join(out)}</sheetData></worksheet>'
-        )
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(
-            "[Content_Types].xml",
-            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>',
-        )
-        entries = "".join(
-            f'<sheet name="{escape(n)}" sheetId="{i + 1}" r:id="rId{i + 1}"/>' for i, n in enumerate(sheets)
-        )
-        zf.writestr(
-            "xl/workbook.xml",
-            f'<?xml version="1.0"?><workbook {ns} {rns}><sheets>{entries}</sheets></workbook>',
-        )
-        rels = "".join(
-            f'<Relationship Id="rId{i + 1}" Type="worksheet" Target="worksheets/sheet{i + 1}.xml"/>'
-            for i in range(len(sheets))
-        )
-        zf.writestr(
-            "xl/_rels/workbook.xml.rels",
-            '<?xml version="1.0"?><Relationships '
-            f'xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{rels}</Relationships>',
-        )
-        for i, xml in enumerate(sheet_xml):
-            zf.writestr(f"xl/worksheets/sheet{i + 1}.xml", xml)
-        sst = "".join(f"<si><t>{escape(s)}</t></si>" for s in shared)
-        zf.writestr("xl/sharedStrings.xml", f'<?xml version="1.0"?><sst {ns}>{sst}</sst>')
+            for c, v in enumerate(row, 1):
+                if v is not None:
+                    ws.cell(row=r, column=c, value=v)
+    wb.save(path)
     return path
 
 
@@ -343,12 +296,28 @@ def test_dataset_reads_its_official_layout(tmp_path, name):
         ds[len(ds)]
 
 
-def test_registry_lists_every_config_and_rejects_unknown():
+def test_registry_is_the_config_group_and_rejects_unknown(tmp_path, monkeypatch):
     configs = {p.stem for p in (CONF_DIR / "data" / "eval").glob("*.yaml")}
-    assert configs == set(DATASETS)
+    assert set(DATASETS) == configs == set(dataset_names())
+    assert set(LAYOUTS) | {"builtin_synthetic"} <= configs  # every real dataset has a fake layout here
     assert get_dataset("KADID10K") is KADID10k
     with pytest.raises(ConfigError, match="unknown dataset 'nope'.*kadid10k"):
         get_dataset("nope")
+    # a new yaml in the group is a new dataset, with no second table to edit
+    import iqa_bench.data.registry as registry
+
+    group = tmp_path / "eval"
+    group.mkdir()
+    (group / "mine.yaml").write_text("_target_: iqa_bench.data.datasets.csv_folder.CsvFolder\nroot: x\n")
+    (group / "broken.yaml").write_text("_target_: iqa_bench.eval.splits.make_splits\n")
+    monkeypatch.setattr(registry, "EVAL_GROUP", group)
+    registry._target.cache_clear()
+    try:
+        assert registry.dataset_names() == ["broken", "mine"] and get_dataset("mine") is CsvFolder
+        with pytest.raises(ConfigError, match=r"broken\.yaml: _target_ .* is not an EvalSet"):
+            get_dataset("broken")
+    finally:
+        registry._target.cache_clear()
 
 
 def test_scores_higher_is_better_for_dmos_datasets(tmp_path):
@@ -435,33 +404,39 @@ def test_xlsx_reader(tmp_path):
         read_xlsx(tmp_path / "b.xlsx")
 
 
-def test_xlsx_reader_handles_other_writers(tmp_path):
-    """Absolute relationship targets (openpyxl), prefixed/strict namespaces, inline and rich-text strings, cells
-    without references, error cells and formulas with cached values."""
-    ns = "http://purl.oclc.org/ooxml/spreadsheetml/main"
-    sheet = (
-        f'<x:worksheet xmlns:x="{ns}"><x:sheetData>'
-        '<x:row><x:c t="inlineStr"><x:is><x:t>Image name</x:t></x:is></x:c><x:c t="s"><x:v>0</x:v></x:c></x:row>'
-        '<x:row><x:c t="str"><x:f>A1</x:f><x:v>00001.jpg</x:v></x:c><x:c><x:v>42.5</x:v></x:c>'
-        '<x:c t="e"><x:v>#N/A</x:v></x:c></x:row></x:sheetData></x:worksheet>'
+def test_xlsx_reader_cell_kinds(tmp_path):
+    """Rich-text strings, formulas (their cached value), error cells, a whole number stored by a float writer and a
+    wrong <dimension>."""
+    from openpyxl import Workbook, load_workbook
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Data"
+    ws["A1"] = CellRichText([TextBlock(InlineFont(b=True), "Image "), "name"])
+    ws["B1"] = "MOS"
+    ws["A2"], ws["B2"], ws["C2"], ws["D2"] = "00001.jpg", 42.5, "#N/A", 1600.0
+    ws["E2"] = "=B2*2"
+    wb.save(tmp_path / "w.xlsx")
+    # openpyxl writes no cached formula value: give E2 one (as Excel would) and a wrong <dimension> ref
+    with zipfile.ZipFile(tmp_path / "w.xlsx") as zf:
+        parts = {n: zf.read(n) for n in zf.namelist()}
+    xml = parts["xl/worksheets/sheet1.xml"].decode()
+    xml = xml.replace("<f>B2*2</f><v></v>", "<f>B2*2</f><v>85</v>").replace(
+        "<f>B2*2</f><v />", "<f>B2*2</f><v>85</v>"
     )
+    assert "<v>85</v>" in xml
+    xml = xml.replace('<dimension ref="A1:E2"/>', '<dimension ref="A1"/>')
+    parts["xl/worksheets/sheet1.xml"] = xml.encode()
     with zipfile.ZipFile(tmp_path / "w.xlsx", "w") as zf:
-        zf.writestr(
-            "xl/workbook.xml",
-            f'<x:workbook xmlns:x="{ns}" xmlns:r="http://purl.oclc.org/ooxml/officeDocument/relationships">'
-            '<x:sheets><x:sheet name="Data" sheetId="1" r:id="R1"/></x:sheets></x:workbook>',
-        )
-        zf.writestr(
-            "xl/_rels/workbook.xml.rels",
-            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-            '<Relationship Id="R1" Target="/xl/worksheets/data.xml" Type="w"/></Relationships>',
-        )
-        zf.writestr("xl/worksheets/data.xml", sheet)
-        zf.writestr(
-            "xl/sharedStrings.xml",
-            f'<sst xmlns="{ns}"><si><r><t>M</t></r><r><t xml:space="preserve">OS</t></r><rPh><t>x</t></rPh></si></sst>',
-        )
-    assert read_xlsx(tmp_path / "w.xlsx", "data") == [(1, ["Image name", "MOS"]), (2, ["00001.jpg", "42.5"])]
+        for n, data in parts.items():
+            zf.writestr(n, data)
+    assert load_workbook(tmp_path / "w.xlsx").sheetnames == ["Data"]
+    assert read_xlsx(tmp_path / "w.xlsx", " data") == [
+        (1, ["Image name", "MOS"]),
+        (2, ["00001.jpg", "42.5", None, "1600", "85"]),
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -684,7 +659,7 @@ def test_items_are_decoded_lazily(tmp_path, monkeypatch):
 
 
 def test_each_dataset_config_instantiates_against_a_fake_root(compose_cfg, tmp_path):
-    from iqa_bench.train import build_eval_sets
+    from iqa_bench.runs import build_eval_sets
 
     data_root = tmp_path / "iqa_data"
     expected = {}
@@ -704,7 +679,7 @@ def test_each_dataset_config_instantiates_against_a_fake_root(compose_cfg, tmp_p
 
 
 def test_csv_config_with_its_own_root(compose_cfg, tmp_path):
-    from iqa_bench.train import build_eval_sets
+    from iqa_bench.runs import build_eval_sets
 
     make_csv(tmp_path / "mine", with_ref=False)
     cfg = compose_cfg(["data/eval=[csv]", f"data.eval.csv.root={tmp_path / 'mine'}"])

@@ -48,7 +48,7 @@ def test_table_medians_spread_baseline_and_plots(tmp_path):
     multirun = tmp_path / "multirun"
     for i, s in enumerate([0.70, 0.80, 0.90]):
         _run(multirun / str(i), "arniqa", i, s)
-    _run(multirun / "3", "arniqa", 0, 0.30, ckpt="random_init")
+    _run(multirun / "3", "arniqa", 0, 0.30, ckpt="init=random")
     _run(tmp_path / "other", "rankiqa", 0, 0.60, dataset="kadid")
     _run(
         tmp_path / "cross",
@@ -70,16 +70,16 @@ def test_table_medians_spread_baseline_and_plots(tmp_path):
     res = report([multirun, tmp_path / "other", tmp_path / "cross"], tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| arniqa/tiny | 0.800 [0.100] n=3 |" in md  # median over 3 runs, IQR over runs
-    assert "| arniqa/tiny (random init) | 0.300 [0.020*] n=1 |" in md  # single run: IQR over splits
+    assert "| arniqa/tiny (init=random) | 0.300 [0.020*] n=1 |" in md  # single run: IQR over splits
     assert "kadid->koniq" in md and "rankiqa/tiny" in md
     lines = md.splitlines()
-    assert lines.index(next(x for x in lines if x.startswith("| arniqa/tiny (random init)"))) > lines.index(
+    assert lines.index(next(x for x in lines if x.startswith("| arniqa/tiny (init=random)"))) > lines.index(
         next(x for x in lines if x.startswith("| rankiqa/tiny"))
     )  # baselines listed after the trained models
     rows = list(csv.DictReader((tmp_path / "out" / "report.csv").open()))
     srcc = {(r["model"], r["dataset"]): r for r in rows if r["metric"] == "srcc"}
     assert float(srcc[("arniqa/tiny", "kadid")]["median"]) == pytest.approx(0.8)
-    assert srcc[("arniqa/tiny (random init)", "kadid")]["baseline"] == "True"
+    assert srcc[("arniqa/tiny (init=random)", "kadid")]["baseline"] == "True"
     names = {p.name for p in res["files"] if p.suffix == ".png"}
     assert names == {"bars_kadid.png", "bars_kadid_to_koniq.png", "scatter_0_ckpt__kadid.png"}
     for p in res["files"]:

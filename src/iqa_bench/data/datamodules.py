@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,6 +13,17 @@ from torch.utils.data import DataLoader
 from iqa_bench.data.pretrain import SAMPLE_FORMATS, PretrainImages
 from iqa_bench.data.sampling import SeededItems, StepSeededSampler
 from iqa_bench.errors import ConfigError
+from iqa_bench.losses.distributed import world_info
+
+
+def batches_done(global_step: int, accumulate: int, batches_per_epoch: int) -> int:
+    """Batches consumed after `global_step` optimiser steps with `accumulate` batches per step and epochs of
+    `batches_per_epoch` batches. Lightning steps the optimiser every `accumulate` batches and once more on an
+    epoch's last batch, so an epoch is ⌈batches_per_epoch / accumulate⌉ optimiser steps (= global_step with
+    accumulate 1)."""
+    steps_per_epoch = math.ceil(batches_per_epoch / accumulate)
+    epoch, step_in_epoch = divmod(int(global_step), steps_per_epoch)
+    return epoch * batches_per_epoch + min(step_in_epoch * accumulate, batches_per_epoch)
 
 
 class PretrainDataModule(L.LightningDataModule):
@@ -61,19 +73,30 @@ class PretrainDataModule(L.LightningDataModule):
         self.seed = int(seed)
         self.path = path
         self.dataset: PretrainImages | None = None
+        self.sampler: StepSeededSampler | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.dataset is None:
             paths = list(self.images())
             self.dataset = SAMPLE_FORMATS[self.sample_format](paths, self.crop_size)
 
-    def _global_step(self) -> int:
+    def _batches_done(self) -> int:
+        """Batches (per process) the run has consumed so far, from the trainer's optimiser steps: the sampler starts
+        the epoch there (also on resume). See `batches_done`."""
         trainer = getattr(self, "trainer", None)
-        return int(trainer.global_step) if trainer is not None else 0
+        if trainer is None or self.sampler is None:
+            return 0
+        _, world = world_info()
+        return batches_done(
+            int(trainer.global_step),
+            int(getattr(trainer, "accumulate_grad_batches", 1) or 1),
+            self.sampler.batches_per_epoch(world),
+        )
 
     def train_dataloader(self) -> DataLoader:
         assert self.dataset is not None, "call setup() first"
-        sampler = StepSeededSampler(len(self.dataset), self.batch_size, self.seed, self._global_step)
+        sampler = StepSeededSampler(len(self.dataset), self.batch_size, self.seed, self._batches_done)
+        self.sampler = sampler
         return DataLoader(
             SeededItems(self.dataset),
             batch_size=self.batch_size,

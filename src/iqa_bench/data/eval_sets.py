@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from iqa_bench.data.builtin import BUILTIN_VERSION, config_hash, kodak_paths
-from iqa_bench.data.fr_metrics import ms_ssim
+from iqa_bench.data.fr_metrics import SCORER, ms_ssim
 from iqa_bench.data.images import decode_image, resize_uint8
 from iqa_bench.errors import ConfigError
 from iqa_bench.utils.atomic import atomic_open
@@ -35,12 +35,15 @@ class EvalSet(Dataset):
         scores: float64 `(N,)`, higher = better quality.
         refs: int64 `(N,)` reference/content ids (splits are made disjoint over them) or None (split by image).
         labels: `N` strings naming each item (file path or synthetic id) for error messages and predictions.
+        parts: object `(N,)` array of the dataset's official split part per item ('train', 'val', 'test' or None
+            for an item outside it), or None when the dataset defines no official split.
     """
 
     name: str
     scores: np.ndarray
     refs: np.ndarray | None
     labels: list[str]
+    parts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -57,7 +60,8 @@ class BuiltinSyntheticEval(EvalSet):
     score table is cached on disk (`cache_dir/eval-<hash>/scores.csv`), so the set costs no storage. Portrait photos
     are transposed to landscape and resized to `long_side` (default 288), so every item is `(3, 192, 288)`.
 
-    The pseudo-MOS is synthetic: MS-SSIM on luma (`fr_metrics.ms_ssim`) of the uint8-quantised distorted image
+    The pseudo-MOS is synthetic: torchmetrics' MS-SSIM on luma (`fr_metrics.ms_ssim`; its `SCORER` is part of the
+    cache key) of the uint8-quantised distorted image
     against its reference, in [0, 1], higher = better.
     """
 
@@ -100,7 +104,7 @@ class BuiltinSyntheticEval(EvalSet):
             for d in self.distortions
             for lv in self.levels
         ]
-        key = config_hash([BUILTIN_VERSION, self.distortions, self.levels, self.seed, self.long_side])
+        key = config_hash([BUILTIN_VERSION, SCORER, self.distortions, self.levels, self.seed, self.long_side])
         self.cache_file = Path(cache_dir) / f"eval-{key}" / "scores.csv"
         self.labels = labels  # needed by __getitem__ while scoring
         scores = self._load_or_compute_scores(labels)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from iqa_bench.data.images import BadImageError, decode_image, ensure_min_side, half_scale, random_crop
@@ -39,8 +40,9 @@ class PretrainImages(Dataset):
         return len(self.paths)
 
     def min_side(self) -> int:
-        """Images whose short side is below this are upscaled first (2 crops, so the half scale needs no pad)."""
-        return 2 * self.crop_size
+        """Images whose short side is below this are upscaled first (bicubic): the full-scale view is always taken
+        at native resolution otherwise (only images smaller than one crop are ever upscaled)."""
+        return self.crop_size
 
     def load(self, index: int) -> tuple[int, torch.Tensor]:
         """Decode image `index`, or a random readable one if it is bad. Returns (index used, uint8 (3,H,W))."""
@@ -61,17 +63,35 @@ class PretrainImages(Dataset):
         )
 
 
+def pad_to_min(img: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad a uint8 `(3, H, W)` image at the bottom/right so that both sides are at least `size` (unchanged if
+    already large enough). This is the official ARNIQA/Re-IQA behaviour for a half-scale image smaller than the
+    crop (torchvision `crop`/`CenterCrop` pad with zeros), and the evaluator's (`eval.features.crop_views`)."""
+    h, w = img.shape[-2:]
+    if h >= size and w >= size:
+        return img
+    return F.pad(img, (0, max(0, size - w), 0, max(0, size - h)))
+
+
+def half_scale_crop(img: torch.Tensor, size: int) -> torch.Tensor:
+    """A random `size × size` crop of the ×2-downscaled image (antialiased bicubic, sides `H//2 × W//2`), zero-padded
+    at the bottom/right where the half-scale image is smaller than `size` (e.g. 512×384 -> 256×192: 32 zero rows
+    in a 224 crop)."""
+    return random_crop(pad_to_min(half_scale(img), size), size)
+
+
 class ArniqaPairs(PretrainImages):
     """ARNIQA sample: image A and a random image B, each as a full-scale and a half-scale random crop.
 
     Returns {"a": uint8 (2, 3, c, c) [full crop, half-scale crop], "b": same for B, "index": int64 (2,)}.
-    Images are first upscaled if their short side is below 2c, so the half-scale view never needs padding
-    (the official loader zero-pads instead; see docs/methods.md).
+    The full-scale crop is taken at native resolution (images are upscaled only if a side is below c); the
+    half-scale crop is cut from the ×2-downscaled image and zero-padded at the bottom/right when that image is
+    smaller than c, as the official loader and the evaluator do (see docs/methods.md).
     """
 
     def views(self, img: torch.Tensor) -> torch.Tensor:
         c = self.crop_size
-        return torch.stack([random_crop(img, c), random_crop(half_scale(img), c)])
+        return torch.stack([random_crop(img, c), half_scale_crop(img, c)])
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         ia, a = self.load(index)
@@ -84,9 +104,6 @@ class LadderCrops(PretrainImages):
 
     Returns {"image": uint8 (3, c, c), "index": int64 ()}.
     """
-
-    def min_side(self) -> int:
-        return self.crop_size
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         i, img = self.load(index)
@@ -104,20 +121,20 @@ class ReiqaOverlap(PretrainImages):
     of side `reiqa_region_size(c)`; the method distorts each region once and cuts the two overlapping c×c patches
     (10–30 % overlap) out of it on the device, so both patches show the same distorted pixels where they overlap.
 
-    Returns {"full": uint8 (3, R, R), "half": uint8 (3, R, R), "index": int64 ()}. Images whose short side is below
-    2R are upscaled first, so the half-scale region is never zero-padded (the official loader pads; see
-    docs/methods.md).
+    Returns {"full": uint8 (3, R, R), "half": uint8 (3, R, R), "index": int64 ()}. The full-scale region is taken at
+    native resolution (images are upscaled only if a side is below R); the half-scale region is zero-padded at the
+    bottom/right where the ×2-downscaled image is smaller than R, as the official loader pads (see docs/methods.md).
     """
 
     def min_side(self) -> int:
-        return 2 * reiqa_region_size(self.crop_size)
+        return reiqa_region_size(self.crop_size)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         i, img = self.load(index)
         r = reiqa_region_size(self.crop_size)
         return {
             "full": random_crop(img, r),
-            "half": random_crop(half_scale(img), r),
+            "half": half_scale_crop(img, r),
             "index": torch.tensor(i),
         }
 

@@ -42,7 +42,9 @@ def five_crop_boxes(h: int, w: int, size: int) -> list[tuple[int, int]]:
 
 def crop_views(x: torch.Tensor, size: int | None) -> torch.Tensor:
     """`(B, 3, H, W)` -> `(B, K, 3, h, w)`: K = 1 (whole image) when `size` is None, else the 5 crops of `size`
-    (images smaller than `size` are zero-padded at the bottom/right, as ARNIQA's evaluation does)."""
+    (images smaller than `size` are zero-padded at the bottom/right, as ARNIQA's evaluation does and as pretraining
+    pads a half-scale view smaller than its crop: `data.pretrain.pad_to_min`, so both paths see the same geometry,
+    e.g. 32 zero rows in every half-scale crop of a 512×384 image)."""
     if size is None:
         return x[:, None]
     h, w = x.shape[-2:]
@@ -53,15 +55,13 @@ def crop_views(x: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 def _progress(loader: DataLoader, progress: bool | str) -> Any:
-    """`loader` wrapped in a tqdm bar (on stderr) when `progress` is truthy and tqdm is importable."""
+    """`loader` with progress when `progress` is truthy: a tqdm bar in a terminal, plain lines in a log file
+    (`utils.progress.progress`)."""
     if not progress:
         return loader
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm comes with lightning
-        return loader
-    desc = progress if isinstance(progress, str) else "features"
-    return tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+    from iqa_bench.utils.progress import progress as with_progress
+
+    return with_progress(loader, progress if isinstance(progress, str) else "features")
 
 
 def _collate_list(batch: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -1,114 +1,59 @@
-"""Finetuning evaluator (`evaluator=finetune`): a regression head on the encoder, trained per split.
+"""Finetuning evaluator (`evaluator=finetune`): a regression head on the encoder, trained per split by
+`lightning.Trainer`.
 
-RankIQA's protocol (`shared/specs/rankiqa_mlf.md` §A.7-A.8) on the project's splits:
+RankIQA's protocol on the project's splits:
 
 * the same seeded, reference-disjoint train/val/test splits as the ridge probe (`eval/splits.make_splits`);
 * a head (`models.heads.score_head`: Linear, or a small MLP) on the encoder's `features`, standardised with
-  fixed statistics of the train images (one seeded crop each, initial encoder) (encoder frozen by default;
-  `train_backbone=true` also trains the encoder, with its own learning rate); BatchNorm statistics stay frozen
-  (the encoder is kept in eval mode), which is what small finetuning batches need;
+  fixed statistics of the train images (one seeded crop each, initial encoder); the encoder is frozen
+  (`freeze_backbone: true`, the default) or trained too (`freeze_backbone: false`, with its own `backbone_lr`, as
+  RankIQA's stage 2); BatchNorm statistics stay frozen (the encoder is kept in eval mode), which is what small
+  finetuning batches need;
 * targets are the train part's scores standardised with the train mean/std (predictions are mapped back);
   loss L2 (RankIQA's EuclideanLoss) or smooth-L1;
 * training images: `train_crops` random `crop_size` crops per image and epoch (RankIQA: one 224 crop, batch 30);
 * model selection: after every epoch the val SRCC (mean prediction over `val_crops` random crops) is computed and
   the best epoch's weights are kept;
 * test prediction: the mean over `test_crops` random crops (RankIQA: 30). All crops are seeded (RankIQA's were
-  not, issue #48), so a run is reproducible.
+  not), so a run is reproducible.
+
+The per-split training is a `FinetuneModule` (`eval/finetune_module.py`) fitted by a `lightning.Trainer` on the
+device the evaluator is given (`precision` e.g. bf16-mixed on a GPU; `progress` shows Lightning's progress bar;
+`log_dir` writes each split's train loss / val SRCC with a CSVLogger).
 
 Rows are the ridge evaluator's (one per split + a 'median' row with IQRs), with protocol 'finetune' and no alpha.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
-import math
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
-from iqa_bench.errors import ConfigError
-from iqa_bench.eval.metrics import all_metrics, srcc
+from iqa_bench.eval.finetune_data import image_store, random_crops
+from iqa_bench.eval.finetune_module import FinetuneModule, KeepBest
+from iqa_bench.eval.metrics import all_metrics
 from iqa_bench.eval.protocol import summarise_splits
 from iqa_bench.eval.runner import _labels
 from iqa_bench.eval.splits import make_splits
 from iqa_bench.models.heads import score_head
+from iqa_bench.utils.config_check import check
 
 __all__ = ["FinetuneEvaluator", "random_crops"]
 
 log = logging.getLogger(__name__)
 
 LOSSES = ("l2", "smooth_l1")
-
-
-def random_crops(img: torch.Tensor, size: int, n: int, rng: np.random.Generator) -> torch.Tensor:
-    """`n` random `size` x `size` crops of a `(3, H, W)` image -> `(n, 3, size, size)` (same dtype); an image
-    smaller than `size` is zero-padded at the bottom/right first (as the 5-crop evaluation does)."""
-    h, w = img.shape[-2:]
-    if h < size or w < size:
-        img = F.pad(img, (0, max(0, size - w), 0, max(0, size - h)))
-        h, w = img.shape[-2:]
-    tops = rng.integers(0, h - size + 1, size=n)
-    lefts = rng.integers(0, w - size + 1, size=n)
-    return torch.stack([img[:, t : t + size, c : c + size] for t, c in zip(tops.tolist(), lefts.tolist())])
-
-
-class _Crops(Dataset):
-    """Item i of `indices` -> (n crops uint8 (n, 3, c, c), position i); crops seeded by (seed, tag, index).
-    Decoded images are kept in `store` (a dict shared across epochs) when it is given."""
-
-    def __init__(
-        self,
-        ds: Any,
-        indices: np.ndarray,
-        size: int,
-        n: int,
-        seed: Sequence[int],
-        store: dict[int, torch.Tensor] | None,
-    ) -> None:
-        self.ds, self.indices, self.size, self.n, self.seed, self.store = (
-            ds,
-            indices,
-            size,
-            n,
-            list(seed),
-            store,
-        )
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        idx = int(self.indices[i])
-        img = self.store.get(idx) if self.store is not None else None
-        if img is None:
-            img = self.ds[idx]
-            if self.store is not None:
-                self.store[idx] = img
-        rng = np.random.default_rng([*self.seed, idx])
-        return random_crops(img, self.size, self.n, rng), i
-
-
-class _Model(nn.Module):
-    """head((features - f_mean) / f_std): the encoder's features standardised with fixed train statistics (L2-
-    normalised features have tiny components; a head on them would need huge weights and many steps)."""
-
-    def __init__(self, encoder: nn.Module, head: nn.Module, dim: int) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.head = head
-        self.register_buffer("f_mean", torch.zeros(dim))
-        self.register_buffer("f_std", torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = (self.encoder.features(x).float() - self.f_mean) / self.f_std
-        return self.head(f).squeeze(1)
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 
 
 @dataclass
@@ -117,7 +62,8 @@ class FinetuneEvaluator:
 
     Args:
         n_splits, ratios, seed: the splits (as the ridge evaluator).
-        train_backbone: also train the encoder (RankIQA+FT) with `backbone_lr`; default: frozen encoder.
+        freeze_backbone: True (default) = only the head trains; False = the encoder trains too, with
+            `backbone_lr` (RankIQA+FT, RankIQA's stage 2).
         head_hidden_dim: None = Linear head; an int = Linear -> ReLU -> Dropout(dropout) -> Linear.
         loss: 'l2' | 'smooth_l1' (on standardised scores).
         epochs, batch_size (images per step), lr (head), backbone_lr, weight_decay: AdamW training.
@@ -125,14 +71,16 @@ class FinetuneEvaluator:
         num_workers: data loader workers (0 keeps decoded images in memory up to `max_cache_mb`).
         max_cache_mb: in-memory image store limit (the store is off beyond it: images are decoded per epoch).
         baseline_random_init: also evaluate the encoder at its random initialisation (train.py).
-        progress: log one line per epoch at INFO level.
+        precision: Lightning precision ('32-true', 'bf16-mixed', ...).
+        progress: Lightning's progress bar and one INFO line per epoch.
+        log_dir: None, or a folder where a CSVLogger writes each split's train loss and val SRCC.
         num_alphas, alpha_min, alpha_max: ignored (ridge-only; accepted so ridge-tuned experiments compose).
     """
 
     n_splits: int = 10
     ratios: Sequence[float] = (0.7, 0.1, 0.2)
     seed: int = 0
-    train_backbone: bool = False
+    freeze_backbone: bool = True
     head_hidden_dim: int | None = None
     dropout: float = 0.0
     loss: str = "l2"
@@ -148,7 +96,9 @@ class FinetuneEvaluator:
     num_workers: int = 0
     max_cache_mb: float = 1024.0
     baseline_random_init: bool = True
+    precision: str = "32-true"
     progress: bool = False
+    log_dir: str | None = None
     # ridge-only settings, accepted (and unused) so that experiments tuned for `evaluator=ridge` (e.g.
     # experiment=smoke sets num_alphas) still compose with evaluator=finetune
     num_alphas: int | None = None
@@ -181,58 +131,34 @@ class FinetuneEvaluator:
             ("evaluator.val_crops", self.val_crops >= 1, ">= 1"),
             ("evaluator.test_crops", self.test_crops >= 1, ">= 1"),
             ("evaluator.num_workers", self.num_workers >= 0, ">= 0"),
+            ("evaluator.precision", str(self.precision) in PRECISIONS, f"one of {PRECISIONS}"),
         ]
-        for key, ok, want in checks:
-            if not ok:
-                raise ConfigError(f"{key} must be {want}, got {getattr(self, key.split('.')[1])!r}")
+        check((key, ok, want, getattr(self, key.split(".")[1])) for key, ok, want in checks)
 
     # ---------------------------------------------------------------------------------------------- helpers
-    def _store(self, ds: Any) -> dict[int, torch.Tensor] | None:
-        if self.num_workers > 0 or len(ds) == 0:
-            return None
-        first = ds[0]
-        if first.numel() * first.element_size() * len(ds) > self.max_cache_mb * 2**20:
-            return None
-        return {0: first}
-
-    def _loader(self, crops: _Crops, shuffle_seed: int | None) -> DataLoader:
-        gen = torch.Generator().manual_seed(shuffle_seed) if shuffle_seed is not None else None
-        return DataLoader(
-            crops,
-            batch_size=self.batch_size,
-            shuffle=shuffle_seed is not None,
-            generator=gen,
-            num_workers=self.num_workers,
+    def _trainer(self, device: torch.device, name: str, s: int, keep: KeepBest) -> L.Trainer:
+        if device.type == "cuda":
+            accelerator, devices = "gpu", [device.index or 0]
+        else:
+            accelerator, devices = device.type, 1
+        logger: Any = False
+        if self.log_dir:
+            logger = L.pytorch.loggers.CSVLogger(self.log_dir, name=name, version=f"split{s}")
+        return L.Trainer(
+            accelerator=accelerator,
+            devices=devices,
+            precision=str(self.precision),  # type: ignore[arg-type]
+            max_epochs=self.epochs,
+            logger=logger,
+            callbacks=[keep],
+            enable_checkpointing=False,
+            enable_progress_bar=self.progress,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            reload_dataloaders_every_n_epochs=1,
+            log_every_n_steps=1,
+            default_root_dir=self.log_dir,
         )
-
-    @torch.no_grad()
-    def _predict(
-        self, model: _Model, ds: Any, items: np.ndarray, n: int, seed: Sequence[int], store: Any, device: Any
-    ) -> np.ndarray:
-        """Mean standardised prediction over `n` seeded random crops, per item of `items` -> (len(items),)."""
-        out = np.empty(len(items), dtype=np.float64)
-        for crops, pos in self._loader(_Crops(ds, items, self.crop_size, n, seed, store), None):
-            b, k = crops.shape[:2]
-            x = crops.flatten(0, 1).to(device).float().div_(255.0)
-            out[pos.numpy()] = model(x).view(b, k).mean(dim=1).double().cpu().numpy()
-        return out
-
-    @torch.no_grad()
-    def _feature_stats(
-        self, model: _Model, ds: Any, items: np.ndarray, s: int, store: Any, device: Any
-    ) -> None:
-        """Set the model's feature standardisation from one seeded crop per train image (initial encoder)."""
-        total = count = 0
-        sq = None
-        for crops, _ in self._loader(_Crops(ds, items, self.crop_size, 1, (self.seed, s, 0, 3), store), None):
-            f = model.encoder.features(crops.flatten(0, 1).to(device).float().div_(255.0)).double()
-            total = total + f.sum(0)
-            sq = f.pow(2).sum(0) if sq is None else sq + f.pow(2).sum(0)
-            count += f.shape[0]
-        mean = total / count
-        std = (sq / count - mean.pow(2)).clamp_min(0).sqrt()  # type: ignore[operator]
-        model.f_mean.copy_(mean.float())
-        model.f_std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)).float())
 
     def _fit_split(
         self,
@@ -242,66 +168,30 @@ class FinetuneEvaluator:
         s: int,
         store: Any,
         device: Any,
+        name: str,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Train on split `s`; returns (test predictions in score units, info)."""
+        """Train on split `s`; returns (test predictions in score units, {"val_srcc", "best_epoch"})."""
+        device = torch.device(device)
         torch.manual_seed(self.seed * 1_000_003 + s)
         enc = copy.deepcopy(encoder).to(device).eval()
-        for p in enc.parameters():
-            p.requires_grad_(self.train_backbone)
         feature_dim = getattr(enc, "feature_dim", None)
         if feature_dim is None:
             with torch.no_grad():
-                feature_dim = int(
-                    enc.features(torch.zeros(1, 3, self.crop_size, self.crop_size, device=device)).shape[1]
-                )
-        head = score_head(int(feature_dim), self.head_hidden_dim, self.dropout).to(device)
-        model = _Model(enc, head, int(feature_dim))
-        self._feature_stats(model, ds, split["train"], s, store, device)
-        groups = [{"params": list(head.parameters()), "lr": self.lr}]
-        if self.train_backbone and self.backbone_lr > 0:
-            groups.append(
-                {"params": [p for p in enc.parameters() if p.requires_grad], "lr": self.backbone_lr}
-            )
-        opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
-        loss_fn = F.mse_loss if self.loss == "l2" else F.smooth_l1_loss
-
-        scores = np.asarray(ds.scores, dtype=np.float64)
-        train, val, test = split["train"], split["val"], split["test"]
-        mu, sd = float(scores[train].mean()), float(scores[train].std()) or 1.0
-        z = torch.from_numpy((scores[train] - mu) / sd).float()
-        best_srcc, best_epoch, best_state = -math.inf, -1, None
-        for epoch in range(self.epochs):
-            head.train()
-            if self.dropout == 0 and not self.train_backbone:
-                head.eval()  # nothing stochastic in the head
-            crops = _Crops(ds, train, self.crop_size, self.train_crops, (self.seed, s, epoch, 0), store)
-            total, count = 0.0, 0
-            for x, pos in self._loader(crops, self.seed * 7919 + s * 104_729 + epoch):
-                b, k = x.shape[:2]
-                x = x.flatten(0, 1).to(device).float().div_(255.0)
-                target = z[pos].repeat_interleave(k).to(device)
-                with torch.set_grad_enabled(True):
-                    loss = loss_fn(model(x), target)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * b
-                count += b
-            head.eval()
-            pv = self._predict(model, ds, val, self.val_crops, (self.seed, s, 0, 1), store, device)
-            v = srcc(pv, scores[val]) if np.ptp(pv) > 0 else float("nan")
-            if self.progress:
-                log.info(
-                    "finetune split %d epoch %d: train loss %.4f, val SRCC %.4f", s, epoch, total / count, v
-                )
-            if best_state is None or (math.isfinite(v) and v > best_srcc):
-                best_srcc, best_epoch = (v if math.isfinite(v) else -math.inf), epoch
-                trained = model if self.train_backbone else head
-                best_state = {k: t.detach().clone() for k, t in trained.state_dict().items()}
-        (model if self.train_backbone else head).load_state_dict(best_state)  # type: ignore[arg-type]
-        pt = self._predict(model, ds, test, self.test_crops, (self.seed, s, 0, 2), store, device)
-        info = {"val_srcc": best_srcc if math.isfinite(best_srcc) else float("nan"), "best_epoch": best_epoch}
-        return pt * sd + mu, info
+                x = torch.zeros(1, 3, self.crop_size, self.crop_size, device=device)
+                feature_dim = int(enc.features(x).shape[1])
+        head = score_head(int(feature_dim), self.head_hidden_dim, self.dropout)
+        module = FinetuneModule(enc, head, int(feature_dim), ds, dict(split), self, s, store)
+        keep = KeepBest()
+        trainer = self._trainer(device, name, s, keep)
+        trainer.fit(module)
+        keep.restore(module)
+        out = trainer.predict(module)
+        pos = np.concatenate([p for p, _ in out])  # type: ignore[union-attr]
+        pred = np.empty(len(split["test"]), dtype=np.float64)
+        pred[pos] = np.concatenate([v for _, v in out])  # type: ignore[union-attr]
+        if self.progress:
+            log.info("finetune split %d: best epoch %d, val SRCC %.4f", s, keep.best_epoch, keep.val_srcc)
+        return pred, {"val_srcc": keep.val_srcc, "best_epoch": keep.best_epoch}
 
     # --------------------------------------------------------------------------------------------------- run
     def run(
@@ -320,14 +210,15 @@ class FinetuneEvaluator:
             for i, sp in enumerate(splits):
                 if sp["val"].size < 2 or sp["test"].size < 2:
                     raise ValueError(f"{ds_name}: split {i} has fewer than 2 val or test items")
-            store = self._store(ds)
+            store = image_store(ds, self.num_workers, self.max_cache_mb)
             scores = np.asarray(ds.scores, dtype=np.float64)
             for enc_name, enc in encoders.items():
                 per_split: list[dict[str, Any]] = []
                 pred_cols: dict[str, list[Any]] = {"split": [], "item": [], "pred": [], "mos": []}
                 for s, sp in enumerate(splits):
                     log.info("finetuning %s on %s, split %d/%d", enc_name, ds_name, s + 1, len(splits))
-                    pred, info = self._fit_split(enc, ds, sp, s, store, device)
+                    with _quiet_lightning():
+                        pred, info = self._fit_split(enc, ds, sp, s, store, device, f"{enc_name}-{ds_name}")
                     target = scores[sp["test"]]
                     per_split.append(
                         {
@@ -355,3 +246,29 @@ class FinetuneEvaluator:
                 rows += [{**base, **r} for r in per_split]
                 rows.append({**base, "split": "median", **summary})
         return rows
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning's per-Trainer banner lines ('GPU available', 'TPU available') and data-loader hints are noise
+    when one evaluation builds n_splits x encoders x datasets Trainers."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+            warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+            warnings.filterwarnings(
+                "ignore", message=".*LeafSpec.*"
+            )  # torch pytree deprecation inside Lightning
+            # intended: the encoder (and a dropout-free head) stay in eval mode, see FinetuneModule.train
+            warnings.filterwarnings(
+                "ignore", message=".*module\\(s\\) in eval mode at the start of training.*"
+            )
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)

@@ -60,6 +60,16 @@ def _pair(pred: Any, target: Any, min_len: int = 2) -> tuple[np.ndarray, np.ndar
     return p, t
 
 
+def _unit_scale(a: np.ndarray) -> np.ndarray:
+    """`a` divided by the power of two nearest below its largest magnitude: exact (no rounding), leaves every
+    metric here unchanged (all are invariant to a positive scale) and keeps sums of squares of huge (1e300) or
+    tiny (1e-300) scores from overflowing or underflowing."""
+    m = float(np.max(np.abs(a))) if a.size else 0.0
+    if m == 0.0 or not np.isfinite(m):
+        return a
+    return np.ldexp(a, -int(np.frexp(m)[1]))
+
+
 def _constant(a: np.ndarray) -> bool:
     return bool(a[0] == a[-1] and np.ptp(a) == 0)
 
@@ -68,6 +78,7 @@ def _pearson(p: np.ndarray, t: np.ndarray) -> float:
     """Pearson r of two validated float64 vectors; nan if either is constant."""
     if _constant(p) or _constant(t):
         return float("nan")
+    p, t = _unit_scale(p), _unit_scale(t)
     pc = p - p.mean()
     tc = t - t.mean()
     # Normalise before the dot product (as scipy does) so huge or tiny scales neither overflow nor underflow.
@@ -197,6 +208,7 @@ def logistic4_fit(pred: Any, target: Any) -> np.ndarray:
 def _plcc_logistic(p: np.ndarray, t: np.ndarray) -> float:
     if _constant(p) or _constant(t):
         return float("nan")
+    p, t = _unit_scale(p), _unit_scale(t)  # the fit's moments stay finite for huge/tiny scores
     return _pearson(logistic4(p, *logistic4_fit(p, t)), t)
 
 

@@ -4,7 +4,8 @@
 Columns: method, backbone, ckpt (checkpoint path, or 'pretrained' / 'random_init' labels), seed, protocol ('ridge',
 'ridge_cross', 'finetune'), dataset (the test set), train_on (cross-dataset only: the set the regressor was fitted
 on), split (0.. or 'median', or 'full' for cross-dataset), the metrics, alpha (ridge only), their IQRs (median
-rows), part sizes and the validation SRCC of the selected model."""
+rows), part sizes, the validation SRCC of the selected model and `splits` ('random' or 'official': which split
+protocol produced the row) and `n_excluded` (images of the set that failed to decode and were left out)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ RESULT_COLUMNS = (
     "n_val",
     "n_test",
     "val_srcc",
+    "splits",
+    "n_excluded",
 )
 
 

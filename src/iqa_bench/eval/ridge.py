@@ -12,16 +12,12 @@ Conventions (shared by every class here):
   through float32 matrix products (results within ~1e-5 relative of the exact float64 path, verified per split).
 
 `RidgePath` fits every alpha of a grid from one eigendecomposition (of the D x D Gram matrix when N >= D, of the
-N x N kernel matrix otherwise). `fit_split_paths` does that for several train subsets of one feature matrix, the
-core of the split protocol; for large problems it runs one shifted Lanczos recursion per split, batched over the
-splits, which gives all alphas from a single Krylov space (see docs/evaluator.md).
+N x N kernel matrix otherwise). `ridge_splits.fit_split_paths` does that for several train subsets of one feature
+matrix, the core of the split protocol (with the batched Lanczos solver of `lanczos.py` for large problems).
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,15 +28,11 @@ __all__ = [
     "DEFAULT_ALPHAS",
     "RidgeModel",
     "RidgePath",
-    "SplitRidgePaths",
     "as_features",
     "check_alphas",
     "fit_ridge",
-    "fit_split_paths",
     "standardisation",
 ]
-
-log = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS = np.geomspace(1e-3, 1e3, 100)
 STATE_FORMAT = "iqa_bench.ridge/1"
@@ -63,7 +55,7 @@ def as_features(X: Any, name: str = "X") -> np.ndarray:
     return np.ascontiguousarray(a, dtype=dtype)
 
 
-def _as_target(y: Any, n: int) -> np.ndarray:
+def as_target(y: Any, n: int) -> np.ndarray:
     if hasattr(y, "detach"):
         y = y.detach().cpu().numpy()
     a = np.asarray(y, dtype=np.float64)
@@ -194,7 +186,7 @@ def fit_ridge(X: Any, y: Any, alpha: float, *, standardize: bool = True) -> Ridg
     """Ridge with one alpha (> 0) on X (N, D), y (N,), float64, by a Cholesky solve of the smaller of the primal
     (D x D) and dual (N x N) systems. Standardises on X unless `standardize=False` (then == sklearn Ridge)."""
     X = as_features(X)
-    y = _as_target(y, X.shape[0])
+    y = as_target(y, X.shape[0])
     alpha = float(check_alphas(alpha)[0])
     Xs, yc, mean, scale, ybar = _prepare(X, y, standardize)
     n, d = Xs.shape
@@ -237,7 +229,7 @@ class RidgePath:
     def fit(self, X: Any, y: Any) -> RidgePath:
         """X (N, D), y (N,) -> self."""
         X = as_features(X)
-        y = _as_target(y, X.shape[0])
+        y = as_target(y, X.shape[0])
         Xs, yc, mean, scale, ybar = _prepare(X, y, self.standardize)
         n, d = Xs.shape
         if n >= d:
@@ -327,305 +319,3 @@ class RidgePath:
         coef, intercept = self._coef_intercept(alpha_index, alpha)
         a = float(self.alphas[alpha_index]) if alpha_index is not None else float(alpha)  # type: ignore[arg-type]
         return RidgeModel(coef.copy(), intercept, self.mean_.copy(), self.scale_.copy(), a)
-
-
-# ---------------------------------------------------------------------------------- paths for many splits
-class SplitRidgePaths:
-    """Ridge paths (every alpha) for several train subsets of one feature matrix X (N, D).
-
-    Each split s is stored as: standardisation (mu_s, sd_s) relative to an internal copy Xp of the features
-    (Xp = (X - shift) / spread, a global affine normalisation), coefficients (A, D) in standardised units and the
-    train mean of y. `predict(s, rows)` evaluates rows of X (float64 products, or float32 ones on the normalised
-    float32 copy made by the Lanczos solver).
-    """
-
-    def __init__(
-        self, alphas: np.ndarray, Xp: np.ndarray, shift: np.ndarray, spread: np.ndarray, *, fast: bool = False
-    ) -> None:
-        self.alphas = alphas
-        self._fast = fast and Xp.dtype == np.float32
-        self._Xp = Xp
-        self._shift = shift
-        self._spread = spread
-        self._mu: list[np.ndarray] = []
-        self._sd: list[np.ndarray] = []
-        self._coef: list[np.ndarray] = []
-        self._ybar: list[float] = []
-        self.solvers: list[str] = []
-        self.iterations: list[int] = []
-
-    def _add(
-        self, mu: np.ndarray, sd: np.ndarray, coef: np.ndarray, ybar: float, solver: str, it: int
-    ) -> None:
-        self._mu.append(mu)
-        self._sd.append(sd)
-        self._coef.append(coef)
-        self._ybar.append(ybar)
-        self.solvers.append(solver)
-        self.iterations.append(it)
-
-    def __len__(self) -> int:
-        return len(self._coef)
-
-    def predict(self, split: int, rows: np.ndarray, alpha_index: int | None = None) -> np.ndarray:
-        """Predictions of split `split` for rows `rows` of X: (A, len(rows)), or (len(rows),) for one alpha."""
-        W = self._coef[split] / self._sd[split]  # (A, D): coefficients on the rows of Xp
-        offset = W @ self._mu[split] - self._ybar[split]  # (A,)
-        Xr = self._Xp[rows]
-        if self._fast:  # normalised float32 copy: float32 product (rel. error ~1e-6), float64 offsets
-            W = W.astype(np.float32)
-        else:
-            Xr = Xr.astype(np.float64)
-        if alpha_index is not None:
-            return (Xr @ W[alpha_index]).astype(np.float64) - offset[alpha_index]
-        return (W @ Xr.T).astype(np.float64) - offset[:, None]
-
-    def path(self, split: int) -> RidgePath:
-        """The `RidgePath` of split `split`, in original feature units."""
-        mean = self._shift + self._spread * self._mu[split]
-        scale = self._spread * self._sd[split]
-        return RidgePath.from_coefs(
-            self.alphas, self._coef[split], np.full(self.alphas.size, self._ybar[split]), mean, scale
-        )
-
-
-def _normalise_with_stats(
-    X: np.ndarray, masks: np.ndarray, chunk: int = 1024
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One float64 pass over X (N, D) for the global and per-split (masks (N, S)) moments, then a copy
-    Xp = (X - shift) / spread in X's dtype (global mean and std, std 1 for constant columns).
-
-    Returns (Xp, shift (D,), spread (D,), mu (D, S), sd (D, S)) with mu, sd the per-split train mean and std
-    in Xp units; a feature constant on a split's train rows gets sd = 1 / spread (original-unit scale 1)."""
-    n, d = X.shape
-    m = np.concatenate([masks, np.ones((n, 1))], axis=1)
-    s1 = np.zeros((m.shape[1], d))
-    s2 = np.zeros((m.shape[1], d))
-    for i in range(0, n, chunk):
-        c = X[i : i + chunk].astype(np.float64)
-        s1 += m[i : i + chunk].T @ c
-        c *= c
-        s2 += m[i : i + chunk].T @ c
-    cnt = m.sum(axis=0)[:, None]
-    mean = s1 / cnt
-    second = s2 / cnt
-    var = np.maximum(second - mean * mean, 0.0)
-    # E[x^2] - E[x]^2 loses ~eps * E[x^2]: variance below 1e-14 of the second moment is rounding, i.e. constant
-    const = var <= 1e-14 * second
-    std = np.where(const, 1.0, np.sqrt(var))
-    shift = mean[-1].astype(X.dtype)
-    inv = (1.0 / std[-1]).astype(X.dtype)
-    Xp = np.empty_like(X)
-    for i in range(0, n, chunk):
-        np.multiply(X[i : i + chunk] - shift, inv, out=Xp[i : i + chunk])
-    shift64, spread = shift.astype(np.float64), 1.0 / inv.astype(np.float64)
-    mu = ((mean[:-1] - shift64) / spread).T.copy()
-    sd = (std[:-1] / spread).T.copy()
-    return Xp, shift64, spread, mu, sd
-
-
-class _BatchedGram:
-    """Applies v -> Z_s^T Z_s v for several splits at once (one column per split), with Z_s the standardised
-    train rows of split s, without forming Z_s: two float32/64 matrix products with the shared matrix Xp."""
-
-    def __init__(self, Xp: np.ndarray, masks: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> None:
-        self.Xp, self.masks, self.mu, self.sd = Xp, masks, mu, sd
-
-    def rmatvec(self, P: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Z_s^T p for residual-space vectors P (N, k) (already zero outside the train rows) -> (D, k) float64."""
-        Q = (self.Xp.T @ P.astype(self.Xp.dtype)).astype(np.float64)
-        Q -= self.mu[:, cols] * P.sum(axis=0)
-        return Q / self.sd[:, cols]
-
-    def __call__(self, V: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        Vp = V / self.sd[:, cols]
-        offset = np.einsum("dk,dk->k", self.mu[:, cols], Vp)
-        P = (self.Xp @ Vp.astype(self.Xp.dtype)).astype(np.float64) - offset
-        P *= self.masks[:, cols]
-        return self.rmatvec(P, cols)
-
-
-def _tridiagonal_solutions(a: np.ndarray, b: np.ndarray, shifts: np.ndarray, beta0: float) -> np.ndarray:
-    """Y (k, A): columns solve (T + shift I) y = beta0 e1 for the symmetric tridiagonal T (diag a, off-diag b)."""
-    if a.size == 1:
-        return (beta0 / (a[0] + shifts))[None, :]
-    theta, Z = scipy.linalg.eigh_tridiagonal(a, b)
-    return Z @ ((beta0 * Z[0])[:, None] / (theta[:, None] + shifts[None, :]))
-
-
-def _lanczos_paths(
-    op: _BatchedGram, rhs: np.ndarray, alphas: np.ndarray, tol: float, max_iter: int
-) -> tuple[list[np.ndarray | None], list[int]]:
-    """Shifted Lanczos (the CG family) for (Z_s^T Z_s + alpha I) w = rhs_s, every alpha and split s at once.
-
-    One Krylov space per split serves every alpha (Krylov spaces are shift-invariant); the splits advance
-    together so each step is two matrix products with Xp of width S. A split stops when the residual of every
-    shift is below `tol` (relative to |rhs|; the smallest alpha is the hardest), or is abandoned (None) when the
-    observed convergence rate says it cannot get there within `max_iter` steps. Returns per split the (A, D)
-    coefficients (or None) and the number of steps."""
-    d, n_splits = rhs.shape
-    a0 = float(alphas.min())
-    shifts = alphas - a0
-    beta0 = np.linalg.norm(rhs, axis=0)
-    out: list[np.ndarray | None] = [None] * n_splits
-    steps = [0] * n_splits
-    active = np.flatnonzero(beta0 > 0)
-    for s in np.flatnonzero(beta0 == 0):  # y constant on the train rows: every coefficient is 0
-        out[s] = np.zeros((alphas.size, d))
-    # Krylov basis of every split, in the features' precision; full re-orthogonalisation against it keeps the
-    # recursion as fast as exact-arithmetic CG on ill-conditioned features (3x fewer steps than plain Lanczos)
-    max_iter = int(min(max_iter, d))
-    basis = np.empty((n_splits, max_iter, d), dtype=op.Xp.dtype)
-    diag: list[list[float]] = [[] for _ in range(n_splits)]
-    off: list[list[float]] = [[] for _ in range(n_splits)]
-    # incremental LDL^T of T + shift I (one pivot per shift) gives the residual of every shift in O(A) a step
-    piv = np.zeros((n_splits, alphas.size))
-    fwd = np.zeros((n_splits, alphas.size))
-    hist: list[list[float]] = [[] for _ in range(n_splits)]
-    v = np.zeros((d, n_splits))
-    v[:, active] = rhs[:, active] / beta0[active]
-    v_prev = np.zeros_like(v)
-    beta = np.zeros(n_splits)
-    for it in range(1, max_iter + 1):
-        if active.size == 0:
-            break
-        w = op(v[:, active], active) + a0 * v[:, active] - beta[active] * v_prev[:, active]
-        alpha_j = np.einsum("dk,dk->k", w, v[:, active])
-        w -= alpha_j * v[:, active]
-        # a second Gram-Schmidt pass against v (local re-orthogonalisation) keeps the recursion tidy
-        corr = np.einsum("dk,dk->k", w, v[:, active])
-        w -= corr * v[:, active]
-        alpha_j += corr
-        for k, s in enumerate(active):
-            basis[s, it - 1] = v[:, s]
-            if it > 2:  # against v_1 .. v_(it-2); the last two were just handled
-                Bk = basis[s, : it - 2]
-                w[:, k] -= (Bk.T @ (Bk @ w[:, k].astype(Bk.dtype))).astype(np.float64)
-        beta_j = np.linalg.norm(w, axis=0)
-        still = []
-        for k, s in enumerate(active):
-            diag[s].append(float(alpha_j[k]))
-            dd = alpha_j[k] + shifts
-            if it == 1:
-                piv[s], fwd[s] = dd, beta0[s]
-            else:
-                lk = off[s][-1] / piv[s]
-                piv[s] = dd - lk * off[s][-1]
-                fwd[s] = -lk * fwd[s]
-            res = float(np.max(beta_j[k] * np.abs(fwd[s] / piv[s]))) / beta0[s]
-            hist[s].append(res)
-            steps[s] = it
-            if res <= tol or beta_j[k] <= 1e-14 * beta0[s]:
-                Y = _tridiagonal_solutions(np.array(diag[s]), np.array(off[s]), shifts, beta0[s])
-                out[s] = Y.T @ basis[s, :it].astype(np.float64)
-                continue
-            h = hist[s]
-            if it >= 60:
-                rate = (np.log(h[-1]) - np.log(h[-41])) / 40  # log-residual change per step
-                if rate >= 0 or it + np.log(tol / h[-1]) / rate > max_iter:
-                    log.info(
-                        "Lanczos ridge: split %d converges too slowly (residual %.1e after %d steps)",
-                        s,
-                        res,
-                        it,
-                    )
-                    continue
-            off[s].append(float(beta_j[k]))
-            still.append(s)
-        keep = np.isin(active, still)
-        nxt = np.flatnonzero(keep)
-        v_prev[:, active[nxt]] = v[:, active[nxt]]
-        v[:, active[nxt]] = w[:, nxt] / beta_j[nxt]
-        beta[active[nxt]] = beta_j[nxt]
-        active = active[keep]
-    return out, steps
-
-
-def fit_split_paths(
-    X: Any,
-    y: Any,
-    train_rows: Sequence[np.ndarray],
-    alphas: Any = DEFAULT_ALPHAS,
-    *,
-    solver: str = "auto",
-    exact_max_dim: int = 1024,
-    tol: float | None = None,
-    max_iter: int = 600,
-    verify_tol: float = 1e-4,
-) -> SplitRidgePaths:
-    """Standardised ridge paths (every alpha) for each train subset `train_rows[s]` of X (N, D), y (N,).
-
-    Solvers:
-        'exact': `RidgePath` (eigendecomposition, float64) per split; cost per split ~ n D^2 + min(n, D)^3.
-        'lanczos': shifted Lanczos batched over splits (see `_lanczos_paths`), with X's own precision in the
-            matrix products (float32 features stay float32) and float64 everywhere else. Each split is then
-            verified by the true residual of its smallest alpha; a split that does not converge within `max_iter`
-            steps or fails the check (relative residual > `verify_tol`) is refitted with 'exact' and a warning.
-        'auto': 'exact' when min(train rows, D) <= `exact_max_dim`, else 'lanczos'.
-    `tol` is the Lanczos stopping residual (relative); default 1e-6 for float32 features (their own rounding
-    floor), 1e-10 for float64.
-    """
-    X = as_features(X)
-    n, d = X.shape
-    y = _as_target(y, n)
-    alphas = check_alphas(alphas)
-    rows = [np.asarray(r, dtype=np.int64) for r in train_rows]
-    if solver not in ("auto", "exact", "lanczos"):
-        raise ValueError(f"solver must be 'auto', 'exact' or 'lanczos', got {solver!r}")
-    if solver == "auto":
-        solver = "exact" if min(max(r.size for r in rows), d) <= exact_max_dim else "lanczos"
-    if solver == "exact":
-        paths = SplitRidgePaths(alphas, X, np.zeros(d), np.ones(d))
-        for r in rows:
-            p = RidgePath(alphas).fit(X[r], y[r])
-            paths._add(p.mean_, p.scale_, p.coef_path_, float(p.intercept_path_[0]), "exact", 0)
-        return paths
-
-    masks = np.zeros((n, len(rows)))
-    for s, r in enumerate(rows):
-        masks[r, s] = 1.0
-    Xp, shift, spread, mu, sd = _normalise_with_stats(X, masks)
-    cnt = masks.sum(axis=0)
-    ybar = (masks * y[:, None]).sum(axis=0) / cnt
-    op = _BatchedGram(Xp, masks, mu, sd)
-    rhs = op.rmatvec(masks * (y[:, None] - ybar), np.arange(len(rows)))
-    if tol is None:
-        tol = 1e-6 if Xp.dtype == np.float32 else 1e-10
-    coefs, steps = _lanczos_paths(op, rhs, alphas, tol, max_iter)
-
-    # verify: true residual of the smallest alpha (the worst-conditioned system) for every converged split
-    done = np.array([c is not None for c in coefs])
-    if done.any():
-        cols = np.flatnonzero(done)
-        i0 = int(np.argmin(alphas))
-        W = np.stack([coefs[s][i0] for s in cols], axis=1)  # type: ignore[index]
-        r = rhs[:, cols] - op(W, cols) - alphas[i0] * W
-        rel = np.linalg.norm(r, axis=0) / np.maximum(np.linalg.norm(rhs[:, cols], axis=0), 1e-300)
-        for s, e in zip(cols, rel):
-            if not e <= verify_tol:
-                log.info("Lanczos ridge: split %d fails the residual check (%.1e)", s, e)
-                coefs[s] = None
-
-    paths = SplitRidgePaths(alphas, Xp, shift, spread, fast=True)
-    fallback = [s for s, c in enumerate(coefs) if c is None]
-    if fallback:
-        warnings.warn(
-            f"Lanczos ridge did not converge for split(s) {fallback} (ill-conditioned features); "
-            "refitting them with the exact eigendecomposition (slower)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    for s, r in enumerate(rows):
-        if coefs[s] is not None:
-            paths._add(mu[:, s], sd[:, s], coefs[s], float(ybar[s]), "lanczos", steps[s])  # type: ignore[arg-type]
-        else:
-            p = RidgePath(alphas).fit(X[r], y[r])
-            paths._add(
-                (p.mean_ - shift) / spread,
-                p.scale_ / spread,
-                p.coef_path_,
-                float(p.intercept_path_[0]),
-                "exact",
-                steps[s],
-            )
-    return paths

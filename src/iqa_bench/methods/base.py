@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from iqa_bench.data.sampling import mix_seed
 from iqa_bench.losses.distributed import world_info
 from iqa_bench.methods.optim import build_optimizer, build_scheduler
 from iqa_bench.models.backbones import Backbone
@@ -68,16 +69,29 @@ class PretrainMethod(L.LightningModule):
         return F.normalize(self.backbone(images).float(), dim=1)
 
     # -- distortions on the batch's device -----------------------------------------------------------------------
-    def step_generator(self, device: torch.device) -> torch.Generator:
-        """A generator on `device` seeded by (seed, global_step, rank): distortions are reproducible and a resumed
-        run draws exactly what an uninterrupted one would."""
+    def step_generator(self, device: torch.device, micro_batch: int = 0) -> torch.Generator:
+        """A generator on `device` seeded by (seed, global_step, micro_batch, rank): distortions are reproducible, the
+        micro-batches of one accumulated optimiser step draw different plans, noise and crops, and a resumed run
+        draws exactly what an uninterrupted one would (checkpoints are written after complete optimiser steps, so a
+        resumed run starts at micro-batch 0 of its step)."""
         rank, _ = world_info()
-        seed = (self.seed * 1_000_003 + int(self.global_step) * 7_919 + rank * 104_729) % (2**63 - 1)
-        return torch.Generator(device=device).manual_seed(seed)
+        return torch.Generator(device=device).manual_seed(
+            mix_seed(self.seed, int(self.global_step), int(micro_batch), rank)
+        )
+
+    def micro_batch_index(self) -> int:
+        """Index of the current training batch within its optimiser step (0 .. accumulate_grad_batches − 1):
+        counts the batches seen since `global_step` last changed."""
+        step = int(self.global_step)
+        if step != getattr(self, "_micro_step", None):
+            self._micro_step, self._micro = step, 0
+        else:
+            self._micro += 1
+        return self._micro
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if self._trainer is not None and self.trainer.training:
-            batch = self.prepare_batch(batch, self.step_generator(self.device))
+            batch = self.prepare_batch(batch, self.step_generator(self.device, self.micro_batch_index()))
         return batch
 
     def prepare_batch(self, batch: Any, generator: torch.Generator) -> Any:

@@ -11,7 +11,61 @@ import torch
 
 from iqa_bench.errors import ConfigError
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd", "lars")
+
+
+class LARS(torch.optim.Optimizer):
+    """LARS as in MoCo-v3 (the optimiser Re-IQA trains with): for tensors with ndim > 1 the gradient gets weight
+    decay and is scaled by the trust ratio `trust_coefficient · ‖p‖ / ‖g + wd·p‖` (1 when either norm is 0);
+    biases and norm parameters (ndim ≤ 1) get plain momentum SGD without weight decay. Update: `mu = m·mu + g`,
+    `p -= lr · mu`."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        trust_coefficient: float = 0.001,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "momentum": momentum,
+            "trust_coefficient": trust_coefficient,
+        }
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                dp = p.grad
+                if p.ndim > 1:
+                    dp = dp.add(p, alpha=g["weight_decay"])
+                    p_norm, u_norm = torch.norm(p), torch.norm(dp)
+                    one = torch.ones_like(p_norm)
+                    q = torch.where(
+                        p_norm > 0,
+                        torch.where(u_norm > 0, g["trust_coefficient"] * p_norm / u_norm, one),
+                        one,
+                    )
+                    dp = dp.mul(q)
+                state = self.state[p]
+                if "mu" not in state:
+                    state["mu"] = torch.zeros_like(p)
+                mu = state["mu"]
+                mu.mul_(g["momentum"]).add_(dp)
+                p.add_(mu, alpha=-g["lr"])
+        return loss
+
+
 SCHEDULES = ("none", "cosine", "cosine_restarts")
 
 
@@ -22,14 +76,20 @@ def build_optimizer(
     weight_decay: float = 0.0,
     momentum: float = 0.9,
     betas: tuple[float, float] = (0.9, 0.999),
+    trust_coefficient: float = 0.001,
 ) -> torch.optim.Optimizer:
-    """`name` in OPTIMIZERS; `momentum` is used by SGD only, `betas` by Adam/AdamW only."""
+    """`name` in OPTIMIZERS; `momentum` is used by SGD/LARS only, `betas` by Adam/AdamW only, `trust_coefficient`
+    by LARS only."""
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    if name == "lars":
+        return LARS(
+            params, lr=lr, weight_decay=weight_decay, momentum=momentum, trust_coefficient=trust_coefficient
+        )
     raise ConfigError(f"method.optimizer.name must be one of {OPTIMIZERS}, got {name!r}")
 
 

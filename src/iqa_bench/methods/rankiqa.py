@@ -21,6 +21,15 @@ from iqa_bench.methods.optim import build_optimizer, build_scheduler
 from iqa_bench.models.heads import score_head
 
 
+def normalised_margin(raw_margin: float = 10.0, std: tuple[float, ...] = (0.229, 0.224, 0.225)) -> float:
+    """RankIQA's hinge margin (10, tuned for raw 0–255 inputs) in the units of normalised inputs.
+
+    Normalised inputs are `(x/255 − mean)/std`, i.e. raw pixels divided by `255·std` (plus an offset). A ReLU
+    network without biases is positively homogeneous, so its scores shrink by the same factor; the margin is
+    rescaled by it: 10 / (255 · 0.226) ≈ 0.1735 with ImageNet's std. (Biases make this approximate.)"""
+    return float(raw_margin) / (255.0 * sum(std) / len(std))
+
+
 def independent_crops(views: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """`views (N, K, C, H, W)` -> an independent random `size × size` crop of every view, `(N, K, C, size, size)`."""
     n, k, c, h, w = views.shape
@@ -43,7 +52,8 @@ class RankIQA(PretrainMethod):
     """RankIQA ranking pretraining.
 
     Args (beyond `PretrainMethod`'s):
-        margin: hinge margin (paper: 10).
+        margin: hinge margin on the raw score (paper: 10 for raw 0–255 inputs; ≈ 0.1735 for the normalised inputs
+            used here, see `normalised_margin`; the paper experiments use the latter).
         reduction: "sum_over_batch" (paper: sum over pairs / number of images), "mean_over_pairs" or "sum".
         head_hidden_dim: None = linear score head on the pooled features (paper: VGG fc8_m, 4096 -> 1, on top of
             the fc6/fc7 that timm's VGG keeps in its body); an int adds a hidden layer.

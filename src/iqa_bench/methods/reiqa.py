@@ -182,6 +182,11 @@ class ReIQA(PretrainMethod):
         self.queue = KeyQueue(int(queue_size), int(projector_out_dim), seed=self.seed)
         self.content: Backbone | None = None
         if content_encoder:
+            if content_encoder.get("weights") in ("???", "") and not content_encoder.get("pretrained"):
+                raise ConfigError(
+                    "method.content_encoder.weights: set it to the content encoder's weights file (an ImageNet "
+                    "MoCo-v2 ResNet-50 checkpoint), or drop the content encoder with method.content_encoder=null"
+                )
             self.content = Backbone(**content_encoder)
             for p in self.content.parameters():
                 p.requires_grad_(False)

@@ -1,7 +1,8 @@
 """Backbones: timm models (pretrained=false by default) and `tiny`, a small CNN for CPU runs and tests.
 
-A `Backbone` takes float images in [0, 1] `(B, 3, H, W)` (any H, W ≥ 16), applies ImageNet normalisation inside,
-and returns globally average-pooled features `(B, feature_dim)`.
+A `Backbone` takes float images in [0, 1] `(B, 3, H, W)` (any H, W ≥ 16), applies the model's own input
+normalisation inside (a timm model's `pretrained_cfg` mean/std; ImageNet's for `tiny`), and returns globally
+average-pooled features `(B, feature_dim)`.
 """
 
 from __future__ import annotations
@@ -69,11 +70,14 @@ class TinyCNN(nn.Module):
 
 
 class Backbone(nn.Module):
-    """Feature extractor: ImageNet normalisation, then `tiny` or any timm model without its classifier.
+    """Feature extractor: input normalisation, then `tiny` or any timm model without its classifier.
 
     Args:
-        name: "tiny" or a timm model name (e.g. "resnet50", "resnet18", "vgg16").
+        name: "tiny" or a timm model name, optionally with its pretrained tag (e.g. "resnet50.tv_in1k" =
+            torchvision's ImageNet V1 weights, "resnet18", "vgg16.tv_in1k").
         pretrained: ask timm for its pretrained weights (needs the network or a populated HF cache).
+        drop_rate: timm's `drop_rate` (dropout in the model's pre-logits/head; VGG-16: 0.5 after fc6 and after fc7,
+            as the Caffe VGG-16 RankIQA trains); active in training mode only. Must be 0 for `tiny`.
         weights: path of a local state dict (`.safetensors`, `.pt`/`.pth` read with `weights_only=True`).
         widths: stage widths of `tiny` (None = its default; ignored for timm models).
         pool: `tiny` only: "last" (pooled last stage) or "stages" (concatenated pools of every stage).
@@ -88,22 +92,31 @@ class Backbone(nn.Module):
         widths: tuple[int, ...] | None = None,
         channels_last: bool = False,
         pool: str = "last",
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         self.name = name
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        if not 0.0 <= float(drop_rate) < 1.0:
+            raise ConfigError(f"backbone.drop_rate must be in [0, 1), got {drop_rate}")
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
         if name == "tiny":
             if pretrained:
                 raise ConfigError("backbone.pretrained: the 'tiny' backbone has no pretrained weights")
+            if drop_rate:
+                raise ConfigError("backbone.drop_rate: the 'tiny' backbone has no dropout")
             self.body: nn.Module = TinyCNN(tuple(widths), pool) if widths else TinyCNN(pool=pool)
             self.feature_dim = self.body.out_dim
         else:
             if pool != "last":
                 raise ConfigError(f"backbone.pool: {pool!r} is only available for the 'tiny' backbone")
-            self.body = _create_timm(name, pretrained)
+            self.body = _create_timm(name, pretrained, float(drop_rate))
+            mean, std = normalisation_of(self.body)
             # pooled output size: head_hidden_size where timm keeps a pre-logits block (VGG: fc6/fc7 -> 4096)
             self.feature_dim = int(getattr(self.body, "head_hidden_size", None) or self.body.num_features)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         if weights:
             load_local_weights(self.body, weights)
         self.channels_last = channels_last
@@ -184,13 +197,22 @@ class Backbone(nn.Module):
         return [captured[n] for n in names]
 
 
-def _create_timm(name: str, pretrained: bool) -> nn.Module:
+def normalisation_of(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per RGB channel that `model`'s weights expect (timm `pretrained_cfg`; ImageNet's if absent)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    mean, std = tuple(cfg.get("mean") or IMAGENET_MEAN), tuple(cfg.get("std") or IMAGENET_STD)
+    if len(mean) != 3 or len(std) != 3:  # a grey-scale model: the same value for the 3 channels
+        mean, std = (float(mean[0]),) * 3, (float(std[0]),) * 3
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+def _create_timm(name: str, pretrained: bool, drop_rate: float = 0.0) -> nn.Module:
     import timm
 
     if not timm.is_model(name):
         raise ConfigError(f"backbone.name: unknown model {name!r} (use 'tiny' or a timm model name)")
     try:
-        return timm.create_model(name, pretrained=pretrained, num_classes=0)
+        return timm.create_model(name, pretrained=pretrained, num_classes=0, drop_rate=drop_rate)
     except Exception as exc:  # network/HF-hub failures surface as many exception types
         if not pretrained:
             raise
@@ -204,8 +226,9 @@ def _create_timm(name: str, pretrained: bool) -> nn.Module:
 def load_local_weights(module: nn.Module, path: str | Path) -> None:
     """Load a local state dict into `module` safely (safetensors, or `torch.load(weights_only=True)`).
 
-    Keys with a leading 'backbone.'/'body.'/'module.' prefix are accepted; a classifier head ('fc.', 'head.',
-    'classifier.') is ignored. Missing or unexpected keys raise `UserError` naming the file.
+    Keys with a leading 'module.'/'backbone.'/'body.' prefix, or MoCo's 'encoder_q.'/'encoder.' (Re-IQA's released
+    encoders, MoCo-v2 checkpoints), are accepted; a classifier head ('fc.', 'head.', 'classifier.') and MoCo's key
+    encoder and queue are ignored. Missing or unexpected keys raise `UserError` naming the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -219,14 +242,16 @@ def load_local_weights(module: nn.Module, path: str | Path) -> None:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(f"backbone.weights: cannot read {path} ({type(exc).__name__}: {exc})") from None
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    for key in ("state_dict", "model"):  # Lightning / MoCo / Re-IQA training checkpoints wrap the weights
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
     cleaned = {}
     for k, v in state.items():
-        for prefix in ("module.", "backbone.body.", "backbone.", "body."):
+        for prefix in ("module.", "encoder_q.", "encoder.", "backbone.body.", "backbone.", "body."):
             if k.startswith(prefix):
                 k = k[len(prefix) :]
-        if k.split(".")[0] in ("fc", "head", "classifier"):
+        if k.split(".")[0] in ("fc", "head", "classifier", "encoder_k", "queue", "queue_ptr"):
             continue
         cleaned[k] = v
     result = module.load_state_dict(cleaned, strict=False)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+# the source checkout (tests and benchmarks use it); runs never write here unless it is the current directory
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # shipped inside the package
 
@@ -16,17 +19,46 @@ def _wandb_offline() -> bool:
     return os.environ.get("WANDB_MODE", "offline").lower() not in ("online", "run")
 
 
-def run_name(override_dirname: str) -> str:
-    """Folder name of a run from Hydra's `job.override_dirname` ("method=arniqa,seed=1"): "default" when there
-    are no overrides; '/' and other unsafe characters replaced; long names shortened with a hash suffix. The same
-    command always maps to the same folder, which is what makes resume-after-kill and sweep skipping work."""
-    import hashlib
-    import re
+# characters a Hydra override value may hold unquoted (besides letters and digits); anything else in a run-folder
+# name would stop the folder's path from being pasted back into a command (`ckpt=runs/train/<name>/...`)
+_SAFE = re.compile(r"[^A-Za-z0-9._+\-]")
 
-    name = re.sub(r"[^A-Za-z0-9=,._+\-\[\]]", "_", override_dirname) or "default"
+
+def run_name(override_dirname: str) -> str:
+    """Folder name of a run from Hydra's `job.override_dirname`, which train.yaml joins as `key-value` pairs with
+    `__` ("method-arniqa__seed-1"): "default" without overrides. A group path's `/` becomes `.`
+    (`data/pretrain-folder` -> `data.pretrain-folder`), list brackets are dropped and list commas become `+`
+    (`data.eval-clive+koniq10k`), any other character outside `[A-Za-z0-9._+-]` becomes `_`, so the folder's path
+    can be pasted unquoted into another command. Names over 120 characters are shortened with a hash suffix. The
+    same command always maps to the same folder, which is what makes resume-after-kill and sweep skipping work."""
+    name = override_dirname.replace("/", ".").replace(",", "+")
+    name = re.sub(r"[\[\]{}()'\"]", "", name)
+    name = _SAFE.sub("_", name).lstrip("+~.") or "default"
     if len(name) > 120:
         name = f"{name[:100]}-{hashlib.sha1(name.encode()).hexdigest()[:12]}"
     return name
+
+
+def runtime_root() -> Path:
+    """Where runs/ and data caches go: `$IQA_ROOT` when set, else the current directory (an installed package must
+    never write into site-packages)."""
+    env = os.environ.get("IQA_ROOT")
+    return Path(env).expanduser().resolve() if env else Path.cwd()
+
+
+def config_groups(*groups: str) -> str:
+    """Help text listing each config group with its options, read from the shipped config tree (so `--help` never
+    drifts from the files): one line `  group: a, b, c` per group."""
+    lines = []
+    for g in groups:
+        names = sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml") if not p.stem.startswith("_"))
+        lines.append(f"  {g + ':':<15} {', '.join(names)}")
+    return "\n".join(lines)
+
+
+def config_groups_inline(group: str) -> str:
+    """The options of one config group, comma-separated on one line."""
+    return ", ".join(sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_")))
 
 
 def is_gpu(accelerator: str) -> bool:
@@ -41,16 +73,26 @@ def is_gpu(accelerator: str) -> bool:
 
 
 def register() -> None:
-    """Register `${iqa_root:}` (the project root: the folder holding `conf/`), `${wandb_offline:}` and
-    `${run_name:<override_dirname>}`."""
+    """Register `${iqa_root:}` (the runtime root, see `runtime_root`), `${wandb_offline:}`,
+    `${run_name:<override_dirname>}` and `${is_gpu:<accelerator>}`."""
     if not OmegaConf.has_resolver("iqa_root"):
-        OmegaConf.register_new_resolver("iqa_root", lambda: str(PROJECT_ROOT))
+        OmegaConf.register_new_resolver("iqa_root", lambda: str(runtime_root()))
     if not OmegaConf.has_resolver("wandb_offline"):
         OmegaConf.register_new_resolver("wandb_offline", _wandb_offline)
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", run_name)
+    if not OmegaConf.has_resolver("config_groups"):
+        OmegaConf.register_new_resolver("config_groups", config_groups)
+    if not OmegaConf.has_resolver("config_groups_inline"):
+        OmegaConf.register_new_resolver("config_groups_inline", config_groups_inline)
     if not OmegaConf.has_resolver("is_gpu"):
         OmegaConf.register_new_resolver("is_gpu", is_gpu)
 
 
 register()
+
+
+# typed schemas of the config groups, checked by Hydra at compose time (needs the resolvers above registered)
+from iqa_bench.utils.schemas import register_schemas  # noqa: E402
+
+register_schemas()

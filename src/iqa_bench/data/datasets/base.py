@@ -16,9 +16,10 @@ does the rest, identically for every dataset, before any long work (feature extr
 
 Images are decoded lazily in `__getitem__` (uint8 `(3, H, W)`, optionally resized so the short side is
 `short_side`). An image that still fails to decode there (e.g. truncated after a valid header, with
-`check_images: header`) does not stop the run: it is replaced by a mid-grey placeholder of its header size, a
-warning names the file, and `placeholder_items` records the index (in the process that decoded it). Use
-`check_images: full` to rule this out before evaluation.
+`check_images: header`) does not stop the run: a mid-grey placeholder of its header size keeps the batch going, a
+warning names the file, and the item is flagged in `failed_items()` (a shared-memory flag array, so loader worker
+processes report to the main process). The evaluator EXCLUDES flagged items from every split and counts them in
+its results (a placeholder is never scored). Use `check_images: full` to drop such files up front.
 """
 
 from __future__ import annotations
@@ -56,12 +57,14 @@ class Entry:
         score: quality score, already oriented so that higher = better.
         ref: reference/content key (synthetic datasets) or None.
         where: 'file, row N' for error messages.
+        part: the dataset's official split part of this image ('train', 'val' or 'test'), or None.
     """
 
     path: str
     score: float
     ref: str | None
     where: str
+    part: str | None = None
 
 
 class FileEvalSet(EvalSet):
@@ -102,23 +105,30 @@ class FileEvalSet(EvalSet):
         self.max_missing_frac = float(max_missing_frac)
         self.short_side = short_side
         self.root = Path(root).expanduser()
-        self.placeholder_items: list[int] = []
+        self.placeholder_items: list[int] = []  # indices decoded as placeholders in this process
         self._listings: dict[Path, tuple[set[str], dict[str, str]] | None] = {}
         if not self.root.is_dir():
             raise UserError(f"{name}: dataset folder not found: {self.root}; expected {self.LAYOUT}")
         entries = self.read_entries()
         if not entries:
             raise UserError(f"{name}: no images listed under {self.root}; expected {self.LAYOUT}")
-        paths, scores, refs, labels, sizes = self._check_entries(entries)
+        paths, scores, refs, labels, sizes, parts = self._check_entries(entries)
         self._listings.clear()  # directory listings are only needed while checking (keep workers' copies small)
         self.paths = paths
         self._sizes = sizes
+        self._failed = torch.zeros(len(paths), dtype=torch.bool).share_memory_()
         ref_ids = None
         if self.HAS_REFS or any(r is not None for r in refs):
             keys = sorted({r for r in refs if r is not None})
             index = {k: i for i, k in enumerate(keys)}
             ref_ids = np.array([index[r] for r in refs], dtype=np.int64)
-        super().__init__(name=name, scores=np.asarray(scores, dtype=np.float64), refs=ref_ids, labels=labels)
+        super().__init__(
+            name=name,
+            scores=np.asarray(scores, dtype=np.float64),
+            refs=ref_ids,
+            labels=labels,
+            parts=np.asarray(parts, dtype=object) if any(p is not None for p in parts) else None,
+        )
         log.info(
             "%s: %d images%s from %s",
             name,
@@ -204,10 +214,12 @@ class FileEvalSet(EvalSet):
     # -- checks ----------------------------------------------------------------------------------------------
     def _check_entries(
         self, entries: Sequence[Entry]
-    ) -> tuple[list[str], list[float], list[str | None], list[str], np.ndarray | None]:
+    ) -> tuple[list[str], list[float], list[str | None], list[str], np.ndarray | None, list[str | None]]:
         seen: dict[str, str] = {}
+        root = os.path.abspath(self.root)
         for e in entries:
-            key = os.path.normpath(e.path).replace("\\", "/").lower()
+            # relative and absolute listings of one file are one key (both made absolute under the root)
+            key = os.path.normpath(os.path.join(root, e.path.replace("\\", "/"))).lower()
             if key in seen:
                 raise UserError(f"{self.name}: duplicate image {e.path!r}: {seen[key]} and {e.where}")
             seen[key] = e.where
@@ -218,11 +230,19 @@ class FileEvalSet(EvalSet):
         kept: list[tuple[Entry, Path, tuple[int, int] | None]] = []
         missing: list[str] = []
         bad: list[str] = []
+        on_disk: dict[str, str] = {}
         for e in entries:
             path = self.resolve(e.path)
             if path is None:
                 missing.append(e.path)
                 continue
+            real = os.path.normcase(os.path.realpath(path))  # symlinks, '..', case-insensitive matches
+            if real in on_disk:
+                raise UserError(
+                    f"{self.name}: duplicate image {e.path!r} is the same file as the one at {on_disk[real]} "
+                    f"({e.where}); list each image once"
+                )
+            on_disk[real] = e.where
             size = None
             if self.check_images != "none":
                 size, problem = self._check_image(path)
@@ -238,7 +258,8 @@ class FileEvalSet(EvalSet):
         sizes = None
         if self.check_images != "none":
             sizes = np.array([s for _, _, s in kept], dtype=np.int32).reshape(-1, 2)
-        return paths, scores, refs, labels, sizes
+        parts = [e.part for e, _, _ in kept]
+        return paths, scores, refs, labels, sizes, parts
 
     def _check_image(self, path: Path) -> tuple[tuple[int, int] | None, str | None]:
         """((height, width), None) if usable, else (None, reason naming the file)."""
@@ -279,6 +300,11 @@ class FileEvalSet(EvalSet):
         log.warning("%s: skipping %s: %d of %d images", self.name, what, dropped, n)
 
     # -- items -----------------------------------------------------------------------------------------------
+    def failed_items(self) -> np.ndarray:
+        """Sorted int64 indices of the items that failed to decode so far, in any process (loader workers
+        included)."""
+        return np.flatnonzero(self._failed.numpy()).astype(np.int64)
+
     def __getitem__(self, index: int) -> torch.Tensor:
         if not 0 <= index < len(self.paths):
             raise IndexError(index)
@@ -287,15 +313,15 @@ class FileEvalSet(EvalSet):
         except BadImageError as exc:
             h, w = (int(v) for v in self._sizes[index]) if self._sizes is not None else PLACEHOLDER_SIZE
             log.warning(
-                "%s: item %d replaced by a grey %dx%d placeholder (its score is kept): %s; "
+                "%s: item %d cannot be decoded (a grey placeholder keeps the batch going) and is excluded from "
+                "the evaluation: %s; "
                 "set check_images=full to drop such files up front",
                 self.name,
                 index,
-                w,
-                h,
                 exc,
             )
             self.placeholder_items.append(index)
+            self._failed[index] = True
             img = torch.full((3, h, w), 128, dtype=torch.uint8)
         if self.short_side is not None:
             h, w = img.shape[1:]
