@@ -105,9 +105,9 @@ def test_rankiqa_margin_is_rescaled_for_normalised_inputs(compose_cfg, experimen
     assert cfg.method.margin == pytest.approx(normalised_margin(10.0), abs=1e-4)
     # the fine-tuning protocol of the published numbers composes on top (whole network trained)
     ft = compose_cfg(
-        [f"experiment={experiment}", "evaluator=finetune", "evaluator.train_backbone=true", "trainer=cpu"]
+        [f"experiment={experiment}", "evaluator=finetune", "evaluator.freeze_backbone=false", "trainer=cpu"]
     )
-    assert ft.evaluator._target_.endswith("FinetuneEvaluator") and ft.evaluator.train_backbone is True
+    assert ft.evaluator._target_.endswith("FinetuneEvaluator") and ft.evaluator.freeze_backbone is False
 
 
 def test_normalised_margin_is_the_raw_margin_of_a_homogeneous_network():
