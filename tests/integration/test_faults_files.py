@@ -145,7 +145,7 @@ def test_a_read_only_feature_cache_only_warns(tmp_path, monkeypatch, caplog):
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     with caplog.at_level(logging.WARNING):
-        feats, ids = extract_cached(
+        feats, ids, *_ = extract_cached(
             {"m": Mean()},
             imgs,
             scales=[1.0],

@@ -171,7 +171,9 @@ def test_runs_in_former_folder_names_still_resume_and_skip(compose_cfg, tmp_path
     old = tmp_path / "train" / "method=mlf,seed=2"  # resume=true is excluded from folder names, then and now
     assert legacy_run_dir(new) is None and resume_checkpoint(cfg, new) is None
     (old / "checkpoints").mkdir(parents=True)
-    (old / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    import torch
+
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "global_step": 3}, old / "checkpoints" / "last.ckpt")
     assert legacy_run_dir(new) == old
     assert resume_checkpoint(cfg, new) == str(old / "checkpoints" / "last.ckpt")
     assert stored_results(new) is None
