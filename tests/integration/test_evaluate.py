@@ -108,6 +108,24 @@ def test_corrupt_cache_entry_is_recomputed(tmp_path):
     assert f.shape == (3, 2) and ids.tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("crop_size", [None, 16])
+def test_evaluator_splits_are_reference_disjoint(crop_size):
+    """Every split's test set is a union of whole reference groups: no content of a test image is seen in train
+    or val (a runner that dropped the set's reference ids would split image by image)."""
+    ds = FakeSet("a", n_refs=10, per_ref=4)
+    ev = RidgeEvaluator(scales=(1.0,), crop_size=crop_size, n_splits=5, ratios=(0.6, 0.2, 0.2), num_alphas=3)
+    rows = ev.run({"m": CountingEncoder()}, {"a": ds})
+    pred = ev.predictions[("m", "a")]
+    assert sorted(set(pred["split"])) == list(range(5))
+    for s in range(5):
+        test_items = {i for i, sp in zip(pred["item"], pred["split"]) if sp == s}
+        test_refs = {int(ds.refs[i]) for i in test_items}
+        whole_groups = {i for i in range(len(ds)) if int(ds.refs[i]) in test_refs}
+        assert test_items == whole_groups, f"split {s}: test set cuts through a reference group"
+        assert len(test_refs) == 2  # 20 % of the 10 references
+    assert [r["n_test"] for r in rows if r["split"] != "median"] == [8] * 5
+
+
 def test_cross_dataset_rows_and_regressor():
     sets = {n: FakeSet(n, seed=i) for i, n in enumerate(["a", "b", "c"])}
     ev = RidgeEvaluator(scales=(1.0,), num_alphas=9, train_on="a", test_on=["b", "c"])
