@@ -6,7 +6,9 @@ import pytest
 from conftest import in_ci, require_shared
 
 
-@pytest.mark.parametrize("value,expected", [("true", True), ("TRUE", True), ("1", True), ("", False), ("false", False)])
+@pytest.mark.parametrize(
+    "value,expected", [("true", True), ("TRUE", True), ("1", True), ("", False), ("false", False)]
+)
 def test_ci_flag_is_read_from_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv("CI", value)
     assert in_ci() is expected
