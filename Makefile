@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install train test test-slow bench lint format clean
+.PHONY: help install train test test-slow mutate bench lint format clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ test: $(STAMP)  ## fast CPU test suite
 
 test-slow: $(STAMP)  ## slow tests (real short trainings)
 	$(PY) -m pytest -m "slow and not gpu" -q $(PYTEST_ARGS)
+
+MUTANTS ?=
+mutate: $(STAMP)  ## mutation testing of the core with mutmut (hours on 2 cores; MUTANTS='iqa_bench.losses.*' narrows it)
+	$(VENV)/bin/mutmut run $(MUTANTS); status=$$?; $(VENV)/bin/mutmut results; exit $$status
 
 BENCH_DEVICE ?= cpu
 bench: $(STAMP)  ## benchmarks on BENCH_DEVICE (cpu|cuda); JSON in runs/bench/, figures go to docs/benchmarks.md
