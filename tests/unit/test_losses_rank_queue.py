@@ -78,12 +78,26 @@ def test_correctly_ordered_scores_give_zero_loss():
 
 
 def test_bad_shapes_and_reduction_raise():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"scores, groups and levels must all be \(N,\), got \(3,\), \(4,\)"):
         pairwise_ranking_hinge(torch.zeros(3), torch.zeros(4), torch.zeros(3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"scores must be \(G, L\), got \(3,\)"):
         ladder_ranking_hinge(torch.zeros(3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="reduction must be one of .*sum_over_batch.*got 'mean'"):
         ladder_ranking_hinge(torch.zeros(2, 3), reduction="mean")
+
+
+def test_default_margin_is_the_papers_and_single_pair_reductions():
+    """Margin m = 10 (RankIQA's ε) by default; one image / one pair divide by 1, not by a floor above it."""
+    s = torch.tensor([[1.0, 3.0]])  # one ladder of two levels: one pair, wrongly ordered by 2
+    assert ladder_ranking_hinge(s, reduction="sum").item() == pytest.approx(12.0)  # max(0, 10 - (1 - 3))
+    assert ladder_ranking_hinge(s, reduction="mean_over_pairs").item() == pytest.approx(12.0)
+    assert ladder_ranking_hinge(s).item() == pytest.approx(6.0)  # sum over pairs / 2 images
+    flat = (torch.tensor([1.0, 3.0]), torch.tensor([0, 0]), torch.tensor([0, 1]))
+    assert pairwise_ranking_hinge(*flat, reduction="mean_over_pairs").item() == pytest.approx(12.0)
+    one = pairwise_ranking_hinge(
+        torch.tensor([4.0]), torch.tensor([0]), torch.tensor([0]), reduction="sum_over_batch"
+    )
+    assert one.item() == 0.0  # a lone image forms no pair
 
 
 # -- InfoNCE with a queue --------------------------------------------------------------------------------------
@@ -161,6 +175,12 @@ def test_queue_wraps_around_like_a_sequential_fifo(size, batch):
     # the queue holds exactly the last `size` keys, each once
     values = sorted(q.queue[:, 0].tolist())
     assert values == [float(v) for v in range(counter - size, counter)]
+
+
+@pytest.mark.parametrize("size,dim", [(0, 4), (4, 0), (0, 0)])
+def test_queue_rejects_empty_shapes(size, dim):
+    with pytest.raises(ValueError, match=f"queue size and dim must be >= 1, got {size}, {dim}"):
+        KeyQueue(size, dim)
 
 
 def test_queue_state_is_checkpointed_and_seeded():
