@@ -196,3 +196,51 @@ def test_queue_state_is_checkpointed_and_seeded():
     assert int(c.ptr) == 4
     with pytest.raises(ValueError):
         a.enqueue(torch.ones(2, 5))
+
+
+@pytest.mark.parametrize(
+    "q,k,queue",
+    [
+        ((4, 6), (3, 6), (5, 6)),  # q and k differ
+        ((6,), (6,), (5, 6)),  # q not 2-D
+        ((4, 6), (4, 6), (30,)),  # queue not 2-D
+        ((4, 6), (4, 6), (5, 7)),  # queue of another width
+    ],
+)
+def test_infonce_bad_shapes_name_all_three(q, k, queue):
+    import re
+
+    with pytest.raises(
+        ValueError, match=re.escape(f"queue (K, d); got {tuple(q)}, {tuple(k)}, {tuple(queue)}")
+    ):
+        infonce_queue(torch.zeros(q), torch.zeros(k), torch.zeros(queue))
+
+
+def test_infonce_bad_temperature_and_extra_negatives():
+    q, queue = torch.randn(4, 6), F.normalize(torch.randn(5, 6), dim=1)
+    for t in (0.0, -0.1):
+        with pytest.raises(ValueError, match=f"temperature must be > 0, got {t}"):
+            infonce_queue(q, q, queue, t)
+    with pytest.raises(ValueError, match=r"extra_negatives must be \(n, E, d\), got \(4, 6\)"):
+        infonce_queue(q, q, queue, 0.2, torch.zeros(4, 6))
+
+
+def test_default_temperatures_are_the_papers():
+    """NT-Xent defaults to ARNIQA's τ = 0.1, InfoNCE to MoCo-v2 / Re-IQA's T = 0.2."""
+    from iqa_bench.losses.nt_xent import nt_xent
+
+    g = torch.Generator().manual_seed(5)
+    z1, z2, queue = (
+        torch.randn(4, 6, generator=g),
+        torch.randn(4, 6, generator=g),
+        torch.randn(7, 6, generator=g),
+    )
+    queue = F.normalize(queue, dim=1)
+    assert nt_xent(z1, z2).item() == pytest.approx(nt_xent(z1, z2, 0.1).item())
+    assert nt_xent(z1, z2, 0.1).item() != pytest.approx(nt_xent(z1, z2, 0.2).item())
+    assert infonce_queue(z1, z2, queue)[0].item() == pytest.approx(
+        infonce_queue(z1, z2, queue, 0.2)[0].item()
+    )
+    assert infonce_queue(z1, z2, queue, 0.2)[0].item() != pytest.approx(
+        infonce_queue(z1, z2, queue, 1.2)[0].item()
+    )
