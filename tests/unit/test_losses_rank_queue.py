@@ -183,6 +183,13 @@ def test_queue_rejects_empty_shapes(size, dim):
         KeyQueue(size, dim)
 
 
+def test_smallest_queue_is_accepted():
+    q = KeyQueue(1, 1, seed=0)  # one key of one dimension: a unit scalar
+    assert q.queue.shape == (1, 1) and abs(float(q.queue)) == pytest.approx(1.0)
+    q.enqueue(torch.tensor([[3.0]]), gather=False)
+    assert float(q.queue) == 3.0 and int(q.ptr) == 0
+
+
 def test_queue_state_is_checkpointed_and_seeded():
     a, b = KeyQueue(6, 4, seed=3), KeyQueue(6, 4, seed=3)
     torch.testing.assert_close(a.queue, b.queue)
