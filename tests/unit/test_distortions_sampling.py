@@ -14,7 +14,7 @@ LEVEL_P = [0.292907, 0.270387, 0.212694, 0.142573, 0.081439]
 N = 20_000
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test (a few ms): mutation testing maps a module-scoped fixture's work to one test only
 def plan() -> DistortionPlan:
     return ArniqaSampler().sample(N, generator=torch.Generator().manual_seed(2024))
 
