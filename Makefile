@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install train test test-slow test-wheel test-gpu gpu-check bench lint format clean
+.PHONY: help install train test test-slow test-wheel test-gpu gpu-check mutate bench lint format clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,10 @@ test-gpu: $(STAMP)  ## GPU tests (bank CPU/CUDA agreement, bf16 step per method,
 
 gpu-check: $(STAMP)  ## first check on a GPU (<= 8 min): agreement, bank speed, paper-setting steps; runs/gpu_check/
 	$(PY) benchmarks/gpu_check.py --out runs/gpu_check
+
+MUTANTS ?=
+mutate: $(STAMP)  ## mutation testing of the core with mutmut (hours on 2 cores; MUTANTS='iqa_bench.losses.*' narrows it)
+	$(VENV)/bin/mutmut run $(MUTANTS); status=$$?; $(VENV)/bin/mutmut results; exit $$status
 
 BENCH_DEVICE ?= cpu
 bench: $(STAMP)  ## benchmarks on BENCH_DEVICE (cpu|cuda); JSON in runs/bench/, figures go to docs/benchmarks.md

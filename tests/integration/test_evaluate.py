@@ -108,6 +108,24 @@ def test_corrupt_cache_entry_is_recomputed(tmp_path):
     assert f.shape == (3, 2) and ids.tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("crop_size", [None, 16])
+def test_evaluator_splits_are_reference_disjoint(crop_size):
+    """Every split's test set is a union of whole reference groups: no content of a test image is seen in train
+    or val (a runner that dropped the set's reference ids would split image by image)."""
+    ds = FakeSet("a", n_refs=10, per_ref=4)
+    ev = RidgeEvaluator(scales=(1.0,), crop_size=crop_size, n_splits=5, ratios=(0.6, 0.2, 0.2), num_alphas=3)
+    rows = ev.run({"m": CountingEncoder()}, {"a": ds})
+    pred = ev.predictions[("m", "a")]
+    assert sorted(set(pred["split"])) == list(range(5))
+    for s in range(5):
+        test_items = {i for i, sp in zip(pred["item"], pred["split"]) if sp == s}
+        test_refs = {int(ds.refs[i]) for i in test_items}
+        whole_groups = {i for i in range(len(ds)) if int(ds.refs[i]) in test_refs}
+        assert test_items == whole_groups, f"split {s}: test set cuts through a reference group"
+        assert len(test_refs) == 2  # 20 % of the 10 references
+    assert [r["n_test"] for r in rows if r["split"] != "median"] == [8] * 5
+
+
 def test_cross_dataset_rows_and_regressor():
     sets = {n: FakeSet(n, seed=i) for i, n in enumerate(["a", "b", "c"])}
     ev = RidgeEvaluator(scales=(1.0,), num_alphas=9, train_on="a", test_on=["b", "c"])
@@ -184,12 +202,26 @@ def test_cli_end_to_end_then_cached_rerun(trained_run, tmp_path, compose_cfg, mo
     for r in rows:
         assert r["method"] == "arniqa" and r["backbone"] == "tiny" and r["ckpt"] == str(ckpt)
         assert r["dataset"] == "builtin_synthetic" and r["protocol"] == "ridge" and float(r["alpha"]) > 0
-        assert -1 <= float(r["srcc"]) <= 1 and -1 <= float(r["plcc"]) <= 1 and -1 <= float(r["krcc"]) <= 1
     assert f"| {ckpt} | builtin_synthetic |" in res.stdout
     reg = load_regressor(run_dir / "regressors" / "ckpt__builtin_synthetic.safetensors")
     assert reg.meta["ckpt"] == str(ckpt) and reg.scales == [1.0, 0.5]
     preds = list(csv.DictReader((run_dir / "predictions" / "ckpt__builtin_synthetic.csv").open()))
     assert {p["split"] for p in preds} == {"0", "1", "2"} and preds[0]["label"].startswith("kodim")
+    # each split's metrics are those of its written predictions; the summary row holds their medians
+    from iqa_bench.eval.metrics import krcc, plcc, srcc
+
+    per_split = {}
+    for r in rows[:-1]:
+        p = [(float(x["pred"]), float(x["mos"])) for x in preds if x["split"] == r["split"]]
+        pred, mos = np.array(p).T
+        per_split[r["split"]] = (srcc(pred, mos), plcc(pred, mos), krcc(pred, mos))
+        assert [float(r[k]) for k in ("srcc", "plcc", "krcc")] == pytest.approx(
+            per_split[r["split"]], abs=1e-5
+        )
+    assert rows[-1]["split"] == "median"
+    assert float(rows[-1]["srcc"]) == pytest.approx(
+        float(np.median([v[0] for v in per_split.values()])), abs=1e-5
+    )
     assert not list(run_dir.rglob(".*.tmp"))
 
     # the loaded module is the saved one

@@ -17,18 +17,59 @@ from iqa_bench.utils.instantiate import instantiate
 NEW_METHODS = ["rankiqa", "mlf", "reiqa"]
 
 
+class StepProbe(L.Callback):
+    """Records each training step's loss and the backbone weights before the first and after the last step
+    (class-level: Hydra builds the instance)."""
+
+    record: dict = {}
+
+    def __init__(self) -> None:
+        StepProbe.record = {"losses": []}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        StepProbe.record["before"] = {
+            k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()
+        }
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        StepProbe.record["losses"].append(float(loss))  # Lightning hands the step's loss over detached
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        StepProbe.record["after"] = {
+            k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()
+        }
+        StepProbe.record["steps"] = trainer.global_step
+
+
 @pytest.mark.parametrize("method", NEW_METHODS)
 def test_fast_dev_run(compose_cfg, method):
-    overrides = ["experiment=smoke", f"method={method}", "trainer.fast_dev_run=true"]
+    """One real optimiser step: a finite loss whose gradient moves the backbone; Re-IQA also probes."""
+    overrides = [
+        "experiment=smoke",
+        f"method={method}",
+        "trainer.fast_dev_run=true",
+        "+callbacks.probe._target_=test_methods_train.StepProbe",
+    ]
     if method != "reiqa":
         overrides.append(
             "~data.eval"
         )  # the evaluator is shared; probe it once (Re-IQA) to keep the suite fast
     out = train(compose_cfg(overrides))
-    rows = list(csv.DictReader((out["run_dir"] / "results.csv").open())) if method == "reiqa" else []
+    rec = StepProbe.record
+    assert rec["steps"] == 1 and len(rec["losses"]) == 1
+    (loss,) = rec["losses"]
+    assert math.isfinite(loss) and loss > 0
+    moved = [
+        k for k, v in rec["before"].items() if v.is_floating_point() and not torch.equal(v, rec["after"][k])
+    ]
+    assert any(k.endswith("weight") for k in moved), "the step did not update the backbone"
     if method == "reiqa":
+        rows = list(csv.DictReader((out["run_dir"] / "results.csv").open()))
         assert {r["ckpt"] for r in rows} == {"pretrained", "init=random"}
         assert all(r["method"] == "reiqa" and math.isfinite(float(r["srcc"])) for r in rows)
+    else:
+        assert out["rows"] == []  # no evaluation sets: nothing evaluated
 
 
 @pytest.mark.parametrize("method", NEW_METHODS)

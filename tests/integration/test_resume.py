@@ -45,6 +45,18 @@ class CrashAt(L.Callback):
             raise Crash(f"simulated crash at step {self.step}")
 
 
+class RecordSteps(L.Callback):
+    """Records the trainer's global step at every training batch (class-level: the callback is built by Hydra)."""
+
+    steps: list[int] = []
+
+    def __init__(self) -> None:
+        RecordSteps.steps = []
+
+    def on_train_batch_start(self, trainer, *args, **kwargs) -> None:
+        RecordSteps.steps.append(trainer.global_step)
+
+
 def _rows(run_dir: Path) -> list[dict[str, str]]:
     return list(csv.DictReader((run_dir / "results.csv").open()))
 
@@ -57,7 +69,7 @@ def _weights(ckpt: str) -> dict[str, torch.Tensor]:
     return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
 
 
-def test_crash_then_same_command_resumes_to_identical_results(compose_cfg, tmp_path):
+def test_crash_then_same_command_resumes_to_identical_results(compose_cfg, tmp_path, capsys):
     ref = train(compose_cfg([*FAST, f"hydra.run.dir={tmp_path / 'ref'}"]))
 
     crash_overrides = [*FAST, "+callbacks.crash._target_=test_resume.CrashAt", "+callbacks.crash.step=6"]
@@ -67,8 +79,12 @@ def test_crash_then_same_command_resumes_to_identical_results(compose_cfg, tmp_p
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and not (run_dir / "results.csv").exists()
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
 
-    resumed = train(compose_cfg(FAST))
+    capsys.readouterr()
+    resumed = train(compose_cfg([*FAST, "+callbacks.record._target_=test_resume.RecordSteps"]))
     assert resumed["run_dir"] == run_dir
+    # it says so, and trains only the steps the killed run had not saved: 4..11 (a restart would redo 0..11)
+    assert f"Resuming from {run_dir / 'checkpoints' / 'last.ckpt'}" in capsys.readouterr().out
+    assert RecordSteps.steps == list(range(4, 12))
     before = list(csv.DictReader((run_dir / "metrics.1.csv").open()))  # the killed run's log is kept
     assert before and max(int(r["step"]) for r in before if r.get("step")) <= 6
     assert _numbers(run_dir) == _numbers(ref["run_dir"])

@@ -43,16 +43,34 @@ def test_fast_dev_run_trains_and_writes_results(compose_cfg):
 
 
 def test_short_run_changes_weights_and_checkpoint_reloads(compose_cfg):
+    import lightning as L
+
+    from iqa_bench.methods.arniqa import ARNIQA
+    from iqa_bench.utils.instantiate import instantiate
+
     cfg = compose_cfg(["experiment=smoke"])
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # what `train` does before building the method
+    initial = instantiate(cfg.method).eval()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    again = instantiate(cfg.method).state_dict()  # the seeded init is reproducible, so it is the run's init
+    assert all(torch.equal(v, again[k]) for k, v in initial.state_dict().items())
     out = train(cfg)
     ckpt = out["checkpoint"]
     assert ckpt and ckpt.endswith("last.ckpt")
-    from iqa_bench.methods.arniqa import ARNIQA
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert saved["global_step"] == cfg.trainer.max_steps == 3
 
     module = ARNIQA.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
+    init_sd, trained_sd = initial.state_dict(), module.state_dict()
+    assert init_sd.keys() == trained_sd.keys()
+    moved = {k for k, v in init_sd.items() if v.is_floating_point() and not torch.equal(v, trained_sd[k])}
+    assert any(k.startswith("backbone.") for k in moved) and any(k.startswith("projector.") for k in moved)
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    f = module.features(x)
-    assert f.shape == (2, module.feature_dim) == (2, 240)
+    with torch.no_grad():
+        f = module.features(x)
+        assert f.shape == (2, module.feature_dim) == (2, 240)
+        assert not torch.allclose(f, initial.features(x))  # the reloaded encoder is the trained one
+        torch.testing.assert_close(module.features(x), f, rtol=0, atol=0)
     metrics = list(csv.DictReader((out["run_dir"] / "metrics.csv").open()))
     losses = [float(r["train/loss"]) for r in metrics if r.get("train/loss")]
     assert losses and all(math.isfinite(v) for v in losses)
@@ -110,7 +128,9 @@ def test_many_loggers_sample_grids_and_closed_runs(compose_cfg, monkeypatch):
         for r in metrics
         if r.get("eval/builtin_synthetic/pretrained/srcc")
     ]
-    assert len(srcc) == 1 and -1 <= float(srcc[0]) <= 1
+    results = list(csv.DictReader((run_dir / "results.csv").open()))
+    (median,) = [r for r in results if r["ckpt"] == "pretrained" and r["split"] == "median"]
+    assert len(srcc) == 1 and float(srcc[0]) == pytest.approx(float(median["srcc"]), abs=1e-6)
 
 
 def test_a_failing_job_still_closes_its_wandb_run(compose_cfg, monkeypatch):

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import SHARED, require_shared
 
 from iqa_bench.distortions.parity import Reference
 
-# tests/parity/conftest.py -> parents[2] is the repository root; shared/ sits beside it.
-ARNIQA_REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "arniqa"
+ARNIQA_REFERENCE = SHARED / "reference" / "arniqa"
 
 
 @pytest.fixture(scope="session")
 def arniqa_reference() -> Reference:
-    if not (ARNIQA_REFERENCE / "manifest.json").is_file():
-        pytest.skip(
-            f"ARNIQA reference outputs not found at {ARNIQA_REFERENCE} (they live in ../shared beside the "
-            "repository in the development setup; a plain clone has none)"
-        )
+    require_shared(ARNIQA_REFERENCE / "manifest.json", "ARNIQA reference outputs")
     return Reference(ARNIQA_REFERENCE)

@@ -17,11 +17,10 @@ Which check applies (same criteria and helpers as the ARNIQA parity tests, :mod:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED, require_shared
 
 from iqa_bench.distortions import reiqa_bank
 from iqa_bench.distortions.parity import (
@@ -37,8 +36,7 @@ from iqa_bench.distortions.parity import (
 
 pytestmark = pytest.mark.parity
 
-# tests/parity/test_reiqa_parity.py -> parents[2] is the repository root; shared/ sits beside it.
-REIQA_REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "reiqa"
+REIQA_REFERENCE = SHARED / "reference" / "reiqa"
 NAMES = reiqa_bank.names()
 STOCHASTIC = [n for n in NAMES if reiqa_bank.get_spec(n).stochastic]
 DETERMINISTIC = [n for n in NAMES if n not in STOCHASTIC and n != "imsharpenHi"]
@@ -57,11 +55,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def reiqa_reference() -> Reference:
-    if not (REIQA_REFERENCE / "manifest.json").is_file():
-        pytest.skip(
-            f"Re-IQA reference outputs not found at {REIQA_REFERENCE} (they live in ../shared beside the "
-            "repository in the development setup; a plain clone has none)"
-        )
+    require_shared(REIQA_REFERENCE / "manifest.json", "Re-IQA reference outputs")
     return Reference(REIQA_REFERENCE)
 
 

@@ -54,3 +54,38 @@ def test_noise_is_fresh_per_view_and_seeded(compose_cfg):
     assert not torch.equal(out["a_full"], out["b_full"])
     again = method.prepare_batch(batch, torch.Generator().manual_seed(0))
     assert all(torch.equal(out[k], again[k]) for k in ("a_full", "a_half", "b_full", "b_half"))
+
+
+def test_training_step_pairs_same_scale_views_at_the_configured_temperature(compose_cfg):
+    """The step's loss is NT-Xent over (A_full <-> B_full, A_half <-> B_half) with the config's temperature:
+    a step calling the loss at its default temperature, or pairing A_full with B_half, gives another number."""
+    from iqa_bench.losses.nt_xent import nt_xent
+
+    cfg = compose_cfg(["experiment=smoke", "method.temperature=0.37"])
+    torch.manual_seed(0)
+    method = instantiate(cfg.method).eval()  # eval: BatchNorm uses running stats, so embeddings are per-image
+    assert method.temperature == 0.37
+    logged = {}
+    method.log = lambda name, value, **kw: logged.__setitem__(name, value)
+    g = torch.Generator().manual_seed(3)
+    # same-scale views of A and B look alike (one degradation), full and half scale differ a lot
+    full, half = torch.rand(2, 4, 3, 32, 32, generator=g)
+    half = half.clamp(0.3, 0.7) ** 2
+    noisy = lambda x: (x + 0.02 * torch.randn(x.shape, generator=g)).clamp(0, 1)  # noqa: E731
+    views = {"a_full": noisy(full), "b_full": noisy(full), "a_half": noisy(half), "b_half": noisy(half)}
+    with torch.no_grad():
+        loss = method.training_step(views, 0)
+        e = {k: method.embed(v) for k, v in views.items()}
+    cat = torch.cat
+    expected = nt_xent(cat([e["a_full"], e["a_half"]]), cat([e["b_full"], e["b_half"]]), 0.37)
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    assert logged["train/loss"] is loss
+    wrong = {
+        "default temperature": nt_xent(cat([e["a_full"], e["a_half"]]), cat([e["b_full"], e["b_half"]])),
+        "full with half": nt_xent(cat([e["a_full"], e["a_half"]]), cat([e["b_half"], e["b_full"]]), 0.37),
+        "A with its own half": nt_xent(
+            cat([e["a_full"], e["b_full"]]), cat([e["a_half"], e["b_half"]]), 0.37
+        ),
+    }
+    for name, value in wrong.items():  # the check above can tell each wiring bug apart
+        assert abs(value.item() - loss.item()) > 1e-3 * loss.item(), name

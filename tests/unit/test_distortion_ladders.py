@@ -69,6 +69,51 @@ def test_settings_types_and_levels():
     assert RankIQALadder("tid2013", types=["jpeg", "agn"]).types == ["jpeg", "agn"]
 
 
+# The RankIQA generators' level tables as documented (LIVE: distortion_generator.m; TID2013: tid2013_generator.m),
+# in the documentation's own units. Mapped to the ops' parameters below, where the units differ.
+DOC_LIVE = {
+    "gblur": (7, 15, 39, 91, 199),  # hsize
+    "wn": (-10, -7.5, -5.5, -3.5, 0),  # variance 2^e
+    "jpeg": (43, 12, 7, 4, 0),  # MATLAB quality (0 does not exist in libjpeg: clamped to 1)
+    "jp2k": (52, 150, 343, 600, 1200),  # compression ratio
+}
+DOC_TID = {
+    "agn": (0.001, 0.005, 0.01, 0.05),
+    "anc": (0.0140, 0.0198, 0.0343, 0.0524),
+    "hfn": (0.001, 0.005, 0.01, 0.05),
+    "in": (0.005, 0.01, 0.05, 0.1),
+    "qn": (9, 7, 5, 3),
+    "gb": (7, 15, 39, 91),
+    "den": (0.001, 0.005, 0.01, 0.05),
+    "jpeg": (43, 12, 7, 4),
+    "jp2k": (0.46, 0.16, 0.07, 0.04),  # bpp; ratio = 24 / bpp
+    "nepn": (30, 70, 150, 300),
+    "block": (2, 4, 8, 16),  # number of blocks = 2^level
+    "ms": (15, 30, 45, 60),
+    "ctc": (0.85, 0.70, 0.55, 0.40),
+    "ccs": (0.4, 0.0, -0.4, -0.8),
+    "mgn": (0.05, 0.09, 0.13, 0.2),
+    "icqd": (64, 32, 16, 8),
+    "cha": (2, 6, 10, 14),
+}
+
+
+def test_level_tables_match_the_documented_generators():
+    assert LIVE.types == list(DOC_LIVE) and TID.types == list(DOC_TID)
+    live = {n: LIVE.level_params(n) for n in LIVE.types}
+    assert live["gblur"] == DOC_LIVE["gblur"] and live["jp2k"] == DOC_LIVE["jp2k"]
+    assert live["wn"] == tuple(2.0**e for e in DOC_LIVE["wn"])
+    assert live["jpeg"] == tuple(max(q, 1) for q in DOC_LIVE["jpeg"])
+    for name, doc in DOC_TID.items():
+        got = TID.level_params(name)
+        if name == "jp2k":
+            assert [round(24 / b) for b in doc] == [52, 150, 343, 600] and got == (52, 150, 343, 600)
+        elif name == "block":
+            assert tuple(2**lv for lv in got) == doc  # the op's parameter is the level
+        else:
+            assert got == pytest.approx(doc, rel=0, abs=0), name
+
+
 def test_call_shapes_pristine_first_and_dtype():
     x = _images(5)
     ladder = RankIQALadder("live", types=["gblur", "wn"])

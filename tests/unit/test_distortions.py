@@ -52,9 +52,40 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- registry
+# The level table of the ARNIQA paper's code as documented (`distortion_range` in utils_data.py): group, the
+# five parameters L1..L5. Written out from the documentation, not from the bank, so a typo in either shows.
+DOCUMENTED_LEVELS = {
+    "gaublur": ("blur", (0.1, 0.5, 1, 2, 5)),
+    "lensblur": ("blur", (1, 2, 4, 6, 8)),
+    "motionblur": ("blur", (1, 2, 4, 6, 10)),
+    "colordiff": ("color_distortion", (1, 3, 6, 8, 12)),
+    "colorshift": ("color_distortion", (1, 3, 6, 8, 12)),
+    "colorsat1": ("color_distortion", (0.4, 0.2, 0.1, 0, -0.4)),
+    "colorsat2": ("color_distortion", (1, 2, 3, 6, 9)),
+    "jpeg2000": ("jpeg", (16, 32, 45, 120, 170)),
+    "jpeg": ("jpeg", (43, 36, 24, 7, 4)),
+    "whitenoise": ("noise", (0.001, 0.002, 0.003, 0.005, 0.01)),
+    "whitenoiseCC": ("noise", (0.0001, 0.0005, 0.001, 0.002, 0.003)),
+    "impulsenoise": ("noise", (0.001, 0.005, 0.01, 0.02, 0.03)),
+    "multnoise": ("noise", (0.001, 0.005, 0.01, 0.02, 0.05)),
+    "brighten": ("brightness_change", (0.1, 0.2, 0.4, 0.7, 1.1)),
+    "darken": ("brightness_change", (0.05, 0.1, 0.2, 0.4, 0.8)),
+    "meanshift": ("brightness_change", (0, 0.08, -0.08, 0.15, -0.15)),
+    "jitter": ("spatial_distortion", (0.05, 0.1, 0.2, 0.5, 1)),
+    "noneccpatch": ("spatial_distortion", (20, 40, 60, 80, 100)),
+    "pixelate": ("spatial_distortion", (0.01, 0.05, 0.1, 0.2, 0.5)),
+    "quantization": ("spatial_distortion", (20, 16, 13, 10, 7)),
+    "colorblock": ("spatial_distortion", (2, 4, 6, 8, 10)),
+    "highsharpen": ("sharpness_contrast", (1, 2, 3, 6, 12)),
+    "lincontrchange": ("sharpness_contrast", (0.0, 0.15, -0.4, 0.3, -0.6)),
+    "nonlincontrchange": ("sharpness_contrast", (0.4, 0.3, 0.2, 0.1, 0.05)),
+}
+# tables that are not monotone in their parameter by design (sign-alternating)
+NON_MONOTONE_TABLE = {"colorsat1", "meanshift", "lincontrchange"}
+
+
 def test_names_groups_and_levels_follow_the_spec():
-    assert NAMES[:3] == ["gaublur", "lensblur", "motionblur"]
-    assert NAMES[-1] == "nonlincontrchange" and len(NAMES) == 24 == len(set(NAMES))
+    assert NAMES == list(DOCUMENTED_LEVELS) and len(set(NAMES)) == 24  # order = type ids
     groups = distortions.groups()
     assert list(groups) == [
         "blur",
@@ -67,10 +98,18 @@ def test_names_groups_and_levels_follow_the_spec():
     ]
     assert [len(v) for v in groups.values()] == [3, 4, 2, 4, 3, 5, 3]
     assert sum(groups.values(), []) == NAMES
-    assert distortions.level_params("jpeg") == (43.0, 36.0, 24.0, 7.0, 4.0)
-    assert distortions.level_params("meanshift") == (0.0, 0.08, -0.08, 0.15, -0.15)
-    assert distortions.level_params("colorsat1") == (0.4, 0.2, 0.1, 0.0, -0.4)
+    for name, (group, levels) in DOCUMENTED_LEVELS.items():
+        assert get_spec(name).group == group, name
+        assert distortions.level_params(name) == tuple(float(v) for v in levels), name
     assert {n for n in NAMES if get_spec(n).stochastic} == STOCHASTIC
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in NON_MONOTONE_TABLE])
+def test_level_tables_are_strictly_monotone(name):
+    """Besides the documented values: every other table runs strictly one way (a typo often breaks that)."""
+    p = distortions.level_params(name)
+    steps = [b - a for a, b in zip(p, p[1:])]
+    assert len(p) == 5 and (all(d > 0 for d in steps) or all(d < 0 for d in steps)), p
 
 
 def test_level_params_unknown_name_raises():
@@ -265,8 +304,20 @@ def test_colorsat1_zero_is_grayscale(astronaut):
     assert float((y - y.mean(dim=1, keepdim=True)).abs().max()) < 1e-5
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_generator_on_other_device_is_accepted():
-    """Draws happen on the generator's device; a CPU generator works for CPU images (and vice versa on GPU)."""
+    """Draws happen on the generator's device and land on the images' device: a CPU generator on CUDA images
+    gives the CPU result (same noise), a CUDA generator on CPU images gives the CUDA result."""
     x = _images(b=2)
-    y = distortions.apply("whitenoise", x, 3, generator=torch.Generator(device="cpu").manual_seed(0))
-    assert y.shape == x.shape
+    on_cpu = distortions.apply("whitenoise", x, 3, generator=torch.Generator().manual_seed(0))
+    mixed = distortions.apply("whitenoise", x.cuda(), 3, generator=torch.Generator().manual_seed(0))
+    assert mixed.device.type == "cuda"
+    torch.testing.assert_close(mixed.cpu(), on_cpu, atol=1e-6, rtol=0)
+    on_cuda = distortions.apply(
+        "whitenoise", x.cuda(), 3, generator=torch.Generator(device="cuda").manual_seed(0)
+    )
+    mixed = distortions.apply("whitenoise", x, 3, generator=torch.Generator(device="cuda").manual_seed(0))
+    assert mixed.device.type == "cpu"
+    torch.testing.assert_close(mixed, on_cuda.cpu(), atol=1e-6, rtol=0)
+    assert not torch.allclose(on_cuda.cpu(), on_cpu)  # the two devices' streams differ: the device mattered

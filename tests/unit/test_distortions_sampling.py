@@ -14,7 +14,7 @@ LEVEL_P = [0.292907, 0.270387, 0.212694, 0.142573, 0.081439]
 N = 20_000
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test (a few ms): mutation testing maps a module-scoped fixture's work to one test only
 def plan() -> DistortionPlan:
     return ArniqaSampler().sample(N, generator=torch.Generator().manual_seed(2024))
 
@@ -160,3 +160,12 @@ def test_plan_helpers():
     assert p.describe(0) == [("jpeg", 2), ("darken", 1)] and p.describe(1) == []
     assert p.num_distortions().tolist() == [2, 0]
     assert p.to("cpu") is p
+
+
+def test_default_level_probabilities_are_the_documented_ones():
+    """ARNIQA's level distribution: L1..L5 = 0.2929, 0.2704, 0.2127, 0.1426, 0.0814 (σ = 2.5, 5 levels)."""
+    from iqa_bench.distortions.sampling import arniqa_level_probabilities
+
+    p = arniqa_level_probabilities()
+    assert p.dtype == torch.float64
+    assert p.tolist() == pytest.approx([0.2929, 0.2704, 0.2127, 0.1426, 0.0814], abs=1e-4)

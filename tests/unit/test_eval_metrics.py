@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from scipy import optimize, stats
+from scipy import stats
 
 from iqa_bench.eval import metrics
 from iqa_bench.eval.metrics import (
@@ -137,5 +137,6 @@ def test_logistic_fit_failure_falls_back_to_linear_with_warning(monkeypatch):
 def test_logistic_with_three_points_warns_and_never_raises():
     with pytest.warns(LogisticFitWarning):
         v = plcc_logistic([1.0, 2.0, 4.0], [1.0, 3.0, 2.0])
-    assert 0.0 <= v <= 1.0
-    assert optimize.curve_fit is not None  # the real curve_fit is untouched outside monkeypatch
+    # too few points for 4 parameters: the linear mapping, whose PLCC is |Pearson|
+    assert v == pytest.approx(abs(plcc([1.0, 2.0, 4.0], [1.0, 3.0, 2.0])), abs=1e-9)
+    assert v == pytest.approx(0.5 / np.sqrt(7 / 3), abs=1e-9)  # Pearson by hand: cov 0.5, var_x 7/3, var_y 1

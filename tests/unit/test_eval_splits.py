@@ -79,3 +79,28 @@ def test_zero_val_ratio_gives_empty_val_part():
     assert sp["val"].size == 0 and sp["test"].size == 10
     # two groups suffice when only two parts are non-empty
     assert make_splits(4, np.array([0, 0, 1, 1]), n_splits=1, ratios=(0.5, 0.0, 0.5))[0]["test"].size == 2
+
+
+@pytest.mark.parametrize(
+    "ratios,message",
+    [
+        ((0.7, 0.3), "ratios must be 3 non-negative numbers"),
+        ((0.7, float("nan"), 0.3), "ratios must be 3 non-negative numbers"),
+        ((1.2, -0.1, -0.1), "ratios must be 3 non-negative numbers"),
+        ((0.7, 0.1, 0.1), r"ratios must sum to 1, got \(0.7, 0.1, 0.1\) \(sum 0.9\)"),
+        ((0.0, 0.5, 0.5), r"the train ratio must be > 0, got \(0.0, 0.5, 0.5\)"),
+    ],
+)
+def test_bad_ratios_are_named(ratios, message):
+    with pytest.raises(ValueError, match=message):
+        make_splits(20, None, 2, ratios)
+
+
+def test_defaults_are_ten_seeded_splits_and_all_train_is_allowed():
+    splits = make_splits(20, None)
+    assert len(splits) == 10  # the protocol's 10 splits
+    assert [s["test"].tolist() for s in splits] == [
+        s["test"].tolist() for s in make_splits(20, None, 10, seed=0)
+    ]
+    (only,) = make_splits(5, None, 1, (1.0, 0.0, 0.0))
+    assert sorted(only["train"].tolist()) == [0, 1, 2, 3, 4] and only["val"].size == only["test"].size == 0

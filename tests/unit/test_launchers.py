@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
+from conftest import in_ci
 from hydra.utils import instantiate
 
 
+def _extra_or_skip(module: str, extra: str) -> None:
+    """Skip when the optional extra providing `module` is not installed, except in CI (CI=true), which installs
+    every extra: there a missing plugin fails instead of silently turning the test off."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        if in_ci():
+            pytest.fail(f"CI=true but the {extra} extra is not installed: {exc}", pytrace=False)
+        pytest.skip(f"needs the {extra} extra (pip install 'iqa_bench[{extra}]')")
+
+
 def test_slurm_launcher_config(compose_cfg):
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the slurm extra")
+    _extra_or_skip("hydra_plugins.hydra_submitit_launcher", "slurm")
     cfg = compose_cfg(
         ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4"]
     )
@@ -20,7 +34,7 @@ def test_slurm_launcher_config(compose_cfg):
 
 
 def test_optuna_sweeper_config(compose_cfg):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="needs the optuna extra")
+    _extra_or_skip("hydra_plugins.hydra_optuna_sweeper", "optuna")
     cfg = compose_cfg(["hydra/sweeper=optuna_temperature"])
     node = cfg.hydra.sweeper
     assert node.direction == "maximize" and node.n_trials == 20
@@ -45,7 +59,7 @@ def test_train_returns_the_sweep_objective():
 def test_optuna_sqlite_storage_round_trip(compose_cfg, tmp_path):
     """The documented `hydra.sweeper.storage=sqlite:///...` works with the released plugin's optuna (needs
     SQLAlchemy < 2, pinned by the `optuna` extra): a study is created, a trial stored, and the study resumes."""
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="needs the optuna extra")
+    _extra_or_skip("hydra_plugins.hydra_optuna_sweeper", "optuna")
     import optuna
 
     db = tmp_path / "optuna.db"
@@ -58,3 +72,13 @@ def test_optuna_sqlite_storage_round_trip(compose_cfg, tmp_path):
     study.tell(trial, 0.42)
     again = optuna.load_study(study_name=node.study_name, storage=node.storage)
     assert db.is_file() and [t.value for t in again.trials] == [0.42]
+
+
+def test_missing_extra_skips_locally_and_fails_in_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="needs the nope extra"):
+        _extra_or_skip("hydra_plugins.no_such_plugin", "nope")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true but the nope extra is not installed"):
+        _extra_or_skip("hydra_plugins.no_such_plugin", "nope")
+    _extra_or_skip("hydra.utils", "core")  # installed: no skip, no failure

@@ -78,12 +78,26 @@ def test_correctly_ordered_scores_give_zero_loss():
 
 
 def test_bad_shapes_and_reduction_raise():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"scores, groups and levels must all be \(N,\), got \(3,\), \(4,\)"):
         pairwise_ranking_hinge(torch.zeros(3), torch.zeros(4), torch.zeros(3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"scores must be \(G, L\), got \(3,\)"):
         ladder_ranking_hinge(torch.zeros(3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="reduction must be one of .*sum_over_batch.*got 'mean'"):
         ladder_ranking_hinge(torch.zeros(2, 3), reduction="mean")
+
+
+def test_default_margin_is_the_papers_and_single_pair_reductions():
+    """Margin m = 10 (RankIQA's ε) by default; one image / one pair divide by 1, not by a floor above it."""
+    s = torch.tensor([[1.0, 3.0]])  # one ladder of two levels: one pair, wrongly ordered by 2
+    assert ladder_ranking_hinge(s, reduction="sum").item() == pytest.approx(12.0)  # max(0, 10 - (1 - 3))
+    assert ladder_ranking_hinge(s, reduction="mean_over_pairs").item() == pytest.approx(12.0)
+    assert ladder_ranking_hinge(s).item() == pytest.approx(6.0)  # sum over pairs / 2 images
+    flat = (torch.tensor([1.0, 3.0]), torch.tensor([0, 0]), torch.tensor([0, 1]))
+    assert pairwise_ranking_hinge(*flat, reduction="mean_over_pairs").item() == pytest.approx(12.0)
+    one = pairwise_ranking_hinge(
+        torch.tensor([4.0]), torch.tensor([0]), torch.tensor([0]), reduction="sum_over_batch"
+    )
+    assert one.item() == 0.0  # a lone image forms no pair
 
 
 # -- InfoNCE with a queue --------------------------------------------------------------------------------------
@@ -108,7 +122,15 @@ def test_infonce_matches_naive_value_and_grad():
     (g1,) = torch.autograd.grad(infonce_queue(q, k, queue, 0.2)[0], q)
     (g2,) = torch.autograd.grad(naive_infonce(q, k, queue, 0.2), q)
     torch.testing.assert_close(g1.double(), g2, rtol=1e-4, atol=1e-6)
-    assert 0.0 <= acc.item() <= 1.0
+    # accuracy: the fraction of queries whose positive beats every queue entry (naive loop); two queries get
+    # their own copy as key, so the score is partial and a wrong count shows
+    k2 = k.clone()
+    k2[:2] = q.detach()[:2]
+    _, acc = infonce_queue(q.detach(), k2, queue, 0.2)
+    qn, kn = F.normalize(q.detach(), dim=1), F.normalize(k2, dim=1)
+    hits = [float(qn[i] @ kn[i]) > float((queue @ qn[i]).max()) for i in range(5)]
+    assert 0 < sum(hits) < 5
+    assert acc.item() == pytest.approx(sum(hits) / 5)
     # a perfect positive far from the queue is classified first
     _, acc2 = infonce_queue(q.detach(), q.detach(), -F.normalize(q.detach(), dim=1)[:1].repeat(3, 1), 0.2)
     assert acc2.item() == 1.0
@@ -155,6 +177,19 @@ def test_queue_wraps_around_like_a_sequential_fifo(size, batch):
     assert values == [float(v) for v in range(counter - size, counter)]
 
 
+@pytest.mark.parametrize("size,dim", [(0, 4), (4, 0), (0, 0)])
+def test_queue_rejects_empty_shapes(size, dim):
+    with pytest.raises(ValueError, match=f"queue size and dim must be >= 1, got {size}, {dim}"):
+        KeyQueue(size, dim)
+
+
+def test_smallest_queue_is_accepted():
+    q = KeyQueue(1, 1, seed=0)  # one key of one dimension: a unit scalar
+    assert q.queue.shape == (1, 1) and abs(float(q.queue)) == pytest.approx(1.0)
+    q.enqueue(torch.tensor([[3.0]]), gather=False)
+    assert float(q.queue) == 3.0 and int(q.ptr) == 0
+
+
 def test_queue_state_is_checkpointed_and_seeded():
     a, b = KeyQueue(6, 4, seed=3), KeyQueue(6, 4, seed=3)
     torch.testing.assert_close(a.queue, b.queue)
@@ -168,3 +203,51 @@ def test_queue_state_is_checkpointed_and_seeded():
     assert int(c.ptr) == 4
     with pytest.raises(ValueError):
         a.enqueue(torch.ones(2, 5))
+
+
+@pytest.mark.parametrize(
+    "q,k,queue",
+    [
+        ((4, 6), (3, 6), (5, 6)),  # q and k differ
+        ((6,), (6,), (5, 6)),  # q not 2-D
+        ((4, 6), (4, 6), (30,)),  # queue not 2-D
+        ((4, 6), (4, 6), (5, 7)),  # queue of another width
+    ],
+)
+def test_infonce_bad_shapes_name_all_three(q, k, queue):
+    import re
+
+    with pytest.raises(
+        ValueError, match=re.escape(f"queue (K, d); got {tuple(q)}, {tuple(k)}, {tuple(queue)}")
+    ):
+        infonce_queue(torch.zeros(q), torch.zeros(k), torch.zeros(queue))
+
+
+def test_infonce_bad_temperature_and_extra_negatives():
+    q, queue = torch.randn(4, 6), F.normalize(torch.randn(5, 6), dim=1)
+    for t in (0.0, -0.1):
+        with pytest.raises(ValueError, match=f"temperature must be > 0, got {t}"):
+            infonce_queue(q, q, queue, t)
+    with pytest.raises(ValueError, match=r"extra_negatives must be \(n, E, d\), got \(4, 6\)"):
+        infonce_queue(q, q, queue, 0.2, torch.zeros(4, 6))
+
+
+def test_default_temperatures_are_the_papers():
+    """NT-Xent defaults to ARNIQA's τ = 0.1, InfoNCE to MoCo-v2 / Re-IQA's T = 0.2."""
+    from iqa_bench.losses.nt_xent import nt_xent
+
+    g = torch.Generator().manual_seed(5)
+    z1, z2, queue = (
+        torch.randn(4, 6, generator=g),
+        torch.randn(4, 6, generator=g),
+        torch.randn(7, 6, generator=g),
+    )
+    queue = F.normalize(queue, dim=1)
+    assert nt_xent(z1, z2).item() == pytest.approx(nt_xent(z1, z2, 0.1).item())
+    assert nt_xent(z1, z2, 0.1).item() != pytest.approx(nt_xent(z1, z2, 0.2).item())
+    assert infonce_queue(z1, z2, queue)[0].item() == pytest.approx(
+        infonce_queue(z1, z2, queue, 0.2)[0].item()
+    )
+    assert infonce_queue(z1, z2, queue, 0.2)[0].item() != pytest.approx(
+        infonce_queue(z1, z2, queue, 1.2)[0].item()
+    )

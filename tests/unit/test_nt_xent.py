@@ -41,9 +41,15 @@ def test_perfect_pairs_beat_random_pairs():
     z1 = torch.randn(16, 32, generator=g)
     aligned = nt_xent(z1, z1 + 0.01 * torch.randn(16, 32, generator=g), 0.1)
     shuffled = nt_xent(z1, z1[torch.randperm(16, generator=g)], 0.1)
-    assert aligned < shuffled
-    # lower bound: with 2N-1 candidates the loss is >= 0, and for identical pairs far from others it's near 0
-    assert aligned.item() >= 0
+    assert aligned.item() < 0.05 < math.log(31) < shuffled.item()  # near 0 vs worse than chance
+
+
+def test_orthogonal_identical_pairs_give_the_closed_form():
+    """16 orthogonal embeddings, each its own positive: one candidate at similarity 1, 30 at 0, so the loss is
+    log(1 + 30 exp(-1/τ)) for every anchor."""
+    z = torch.eye(16, 32)
+    for t in (0.1, 0.5):
+        assert nt_xent(z, z, t).item() == pytest.approx(math.log1p(30 * math.exp(-1 / t)), rel=1e-4)
 
 
 def test_uniform_embeddings_give_log_of_candidates():

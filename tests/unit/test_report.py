@@ -87,6 +87,22 @@ def test_table_medians_spread_baseline_and_plots(tmp_path):
             assert Image.open(p).size[0] >= 400
 
 
+def test_runs_are_aggregated_by_median_not_mean(tmp_path):
+    """Skewed runs (one collapsed seed): the median (0.81) and the mean (0.64) differ, and so do the IQR (0.2)
+    and the standard deviation; only each run's summary row counts, not its per-split rows."""
+    for i, s in enumerate([0.10, 0.80, 0.82, 0.84]):
+        _run(tmp_path / "runs" / str(i), "arniqa", i, s)
+    report([tmp_path / "runs"], tmp_path / "out")
+    rows = list(csv.DictReader((tmp_path / "out" / "report.csv").open()))
+    (srcc,) = [r for r in rows if r["metric"] == "srcc"]
+    assert float(srcc["median"]) == pytest.approx(0.81)
+    assert float(srcc["spread"]) == pytest.approx(0.825 - 0.625)  # IQR, linear interpolation
+    assert srcc["spread_over"] == "runs" and srcc["n_runs"] == "4"
+    (plcc,) = [r for r in rows if r["metric"] == "plcc"]
+    assert float(plcc["median"]) == pytest.approx(0.80)
+    assert "| arniqa/tiny | 0.810 [0.200] n=4 |" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_bad_or_empty_directories_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(UserError, match="no such directory"):
         report([tmp_path / "missing"])

@@ -73,6 +73,36 @@ def test_seeded_items_are_reproducible_and_leave_the_global_rng_alone():
     assert not torch.equal(a, ds[(2, mix_seed(0, 2))])
 
 
+def test_the_run_seed_changes_both_the_order_and_the_item_seeds():
+    a, b = _stream(23, 4, 0, 0), _stream(23, 4, 1, 0)
+    assert [i for i, _ in a] != [i for i, _ in b]  # the epoch's permutation depends on the run seed
+    assert not {s for _, s in a} & {s for _, s in b}  # and so does every item's own seed
+    assert StepSeededSampler(23, 4, 0, lambda: 0).batches_per_epoch() == 5  # one process by default
+
+
+def test_mix_seed_avalanche():
+    """Flipping one input bit flips about half of the output bits, each output bit about half the time
+    (strict avalanche criterion), so neighbouring (seed, epoch, position) triples get unrelated seeds."""
+    import random
+
+    rng = random.Random(0)
+    flips = torch.zeros(63)
+    total = 0
+    for _ in range(150):
+        parts = [rng.getrandbits(40) for _ in range(3)]
+        base = mix_seed(*parts)
+        for k in range(3):
+            for bit in range(0, 40, 3):
+                changed = list(parts)
+                changed[k] ^= 1 << bit
+                diff = base ^ mix_seed(*changed)
+                flips += torch.tensor([(diff >> j) & 1 for j in range(63)], dtype=torch.float32)
+                total += 1
+    rate = flips / total
+    assert 0.45 < float(rate.mean()) < 0.55, float(rate.mean())
+    assert float(rate.min()) > 0.4 and float(rate.max()) < 0.6, (float(rate.min()), float(rate.max()))
+
+
 def test_mix_seed_is_stable_and_spreads():
     seeds = {mix_seed(a, b) for a, b in itertools.product(range(30), range(30))}
     assert len(seeds) == 900 and all(0 <= s < 2**63 for s in seeds)
