@@ -169,3 +169,9 @@ def test_default_level_probabilities_are_the_documented_ones():
     p = arniqa_level_probabilities()
     assert p.dtype == torch.float64
     assert p.tolist() == pytest.approx([0.2929, 0.2704, 0.2127, 0.1426, 0.0814], abs=1e-4)
+
+
+def test_describe_names_type_id_zero():
+    """Type id 0 (gaublur) is a real step; only -1 marks an empty one."""
+    plan = DistortionPlan(torch.tensor([[0, 7, -1]]), torch.tensor([[2, 5, 0]]))
+    assert plan.describe(0) == [("gaublur", 2), ("jpeg2000", 5)]
