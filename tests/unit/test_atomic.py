@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 
 import pytest
 
@@ -63,10 +64,17 @@ def test_temp_file_is_a_hidden_sibling_then_renamed(tmp_path, monkeypatch):
 def test_contents_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     order = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (order.append("fsync"), real_fsync(fd)))
+
+    def fsync(fd):
+        kind = "fsync-dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync-file"
+        order.append(kind)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
     monkeypatch.setattr(atomic.os, "replace", lambda s, d: (order.append("replace"), real_replace(s, d)))
     atomic_write_text(tmp_path / "a.txt", "abc")
-    assert order == ["fsync", "replace"]
+    # the file's contents reach the disk before the rename; the folder entry (the rename) after it
+    assert order == ["fsync-file", "replace", "fsync-dir"]
 
 
 def test_write_text_and_json_roundtrip(tmp_path):
