@@ -42,7 +42,7 @@ def _natural_crops(n: int, size: int, seed: int = 0) -> torch.Tensor:
 
     g = torch.Generator().manual_seed(seed)
     photos = [
-        torch.from_numpy(np.asarray(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in kodak_paths()
+        torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in kodak_paths()
     ]
     crops = []
     for i in range(n):
