@@ -19,8 +19,14 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+import types
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -28,28 +34,79 @@ from iqa_bench import distortions
 
 
 def _natural_crops(n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """``(n,3,size,size)`` float32 random crops of scikit-image's sample photographs (synthetic fallback)."""
-    g = torch.Generator().manual_seed(seed)
-    try:
-        from skimage import data
+    """``(n,3,size,size)`` float32 random crops of the 24 vendored Kodak photographs (upscaled 2x if too small)."""
+    import numpy as np
+    from PIL import Image
 
-        photos = [
-            torch.from_numpy(getattr(data, k)()).permute(2, 0, 1)
-            for k in ("astronaut", "chelsea", "coffee", "rocket")
-        ]
-    except Exception:  # pragma: no cover - skimage is a project dependency
-        photos = [(torch.rand(3, 512, 512, generator=g) * 255).to(torch.uint8)]
+    from iqa_bench.data.builtin import kodak_paths
+
+    g = torch.Generator().manual_seed(seed)
+    photos = [
+        torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in kodak_paths()
+    ]
     crops = []
     for i in range(n):
         p = photos[i % len(photos)]
         if min(p.shape[1:]) < size:
-            p = torch.nn.functional.interpolate(p[None].float(), size=(size * 2, size * 2), mode="bilinear")[
-                0
-            ]
+            p = torch.nn.functional.interpolate(p[None].float(), scale_factor=2.0, mode="bilinear")[0]
         top = int(torch.randint(0, p.shape[1] - size + 1, (1,), generator=g))
         left = int(torch.randint(0, p.shape[2] - size + 1, (1,), generator=g))
         crops.append(p[:, top : top + size, left : left + size].float() / 255.0)
     return torch.stack(crops).clamp(0, 1)
+
+
+# The official ARNIQA pipeline (Apache-2.0) in the development checkout's reference folder, for a same-run row.
+OFFICIAL_ARNIQA = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "arniqa_official"
+
+
+def _load_official(root: Path, workdir: Path):
+    """Import the official ``distort_images`` from a copy of ``root`` in ``workdir`` (dither.so built there).
+
+    Returns the function, or None when the folder is absent or the C++ extension cannot be built."""
+    if not (root / "utils" / "utils_data.py").is_file():
+        return None
+    copy = workdir / "arniqa_official"
+    shutil.copytree(root, copy)
+    ext = copy / "utils" / "dither_extension"
+    cmd = ["g++", "-O2", "-shared", "-fPIC", "-std=c++17", "-fopenmp", str(ext / "dither.cpp"), "-o"]
+    try:
+        subprocess.run([*cmd, str(ext / "dither.so")], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"official ARNIQA row skipped: cannot build its dither extension ({e})")
+        return None
+    sys.path.insert(0, str(copy))
+    fake = types.ModuleType("utils.utils")
+    fake.PROJECT_ROOT = copy
+    sys.modules["utils.utils"] = fake
+    from utils.utils_data import distort_images  # type: ignore[import-not-found]
+
+    return distort_images
+
+
+def _official_rows(x: torch.Tensor, repeats: int, threads: int) -> dict | None:
+    """Composed crops/s of the official per-image pipeline on the same crops (``threads`` and 1 thread)."""
+    import random
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        distort_images = _load_official(OFFICIAL_ARNIQA, Path(tmp))
+        if distort_images is None:
+            return None
+        crops = [c.cpu() for c in x]
+
+        def loop() -> None:
+            for c in crops:
+                distort_images(c, max_distortions=4, num_levels=5)
+
+        out = {}
+        for t in sorted({threads, 1}, reverse=True):
+            torch.set_num_threads(t)
+            random.seed(0)
+            np.random.seed(0)
+            out[f"crops_s_{t}_threads"] = len(crops) / _timeit(loop, torch.device("cpu"), repeats)
+        torch.set_num_threads(threads)
+        return out
 
 
 def _timeit(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
@@ -163,6 +220,8 @@ def run(
     if "arniqa" in suites:
         res["ops"] = _op_rows(distortions.apply, x, ops, repeats, single, gen)
         res["sampler"] = _arniqa_sampler(x, repeats, single, gen)
+        if device.type == "cpu":
+            res["official"] = _official_rows(x, repeats, torch.get_num_threads())
     if "ladders" in suites:
         res["ladders"] = _ladder_rows(x, repeats, single, gen)
     if "reiqa" in suites:
@@ -242,6 +301,14 @@ def to_markdown(res: dict) -> str:
             f"{s['composed_ms_per_crop']:.2f} | {s['single_composed_crops_s']:.0f} | "
             f"{1e3 / s['single_composed_crops_s']:.2f} | {s['composed_crops_s'] / s['single_composed_crops_s']:.1f}x |"
         )
+    if res.get("official"):
+        o, ours = res["official"], res["sampler"]["composed_crops_s"]
+        for key, rate in sorted(o.items(), reverse=True):
+            t = key.split("_")[2]
+            lines.append(
+                f"| official ARNIQA pipeline, per image, {t} thread(s) (same crops, same run) | {rate:.0f} | "
+                f"{1e3 / rate:.2f} | | | ours {ours / rate:.1f}x |"
+            )
     if "ladders" in res:
         lines += [
             "",

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from iqa_bench.data.builtin import kodak_paths, pretrain_images
+from iqa_bench.data.builtin import kodak_paths, photo_paths, pretrain_images
 from iqa_bench.data.images import BadImageError, decode_image, half_scale, list_images
 from iqa_bench.data.pretrain import ArniqaPairs
 from iqa_bench.data.procedural import procedural_image
@@ -84,14 +84,53 @@ def test_procedural_images_are_deterministic_and_distinct():
     assert a.std() > 10
 
 
-def test_builtin_pretrain_set_is_cached_and_has_enough_contents(tmp_path):
+def test_builtin_pretrain_set_is_the_photos_plus_cached_procedural_images(tmp_path):
+    photos = photo_paths()
+    assert pretrain_images(tmp_path) == photos  # default: the 400 vendored photographs, read in place
+    assert not any(tmp_path.iterdir())  # nothing generated for them
     paths = pretrain_images(tmp_path, num_procedural=60, seed=3, size=64)
-    assert len(paths) == 69 and len({p.name for p in paths}) == 69
-    mtimes = [p.stat().st_mtime_ns for p in paths]
+    assert paths[:400] == photos and len(paths) == 460 and len({p.name for p in paths}) == 460
+    mtimes = [p.stat().st_mtime_ns for p in paths[400:]]
     again = pretrain_images(tmp_path, num_procedural=60, seed=3, size=64)
-    assert again == paths and [p.stat().st_mtime_ns for p in again] == mtimes  # reused, not rewritten
-    (paths[0].parent / "manifest.json").unlink()  # an incomplete folder is rebuilt
+    assert again == paths and [p.stat().st_mtime_ns for p in again[400:]] == mtimes  # reused, not rewritten
+    (paths[-1].parent / "manifest.json").unlink()  # an incomplete folder is rebuilt
     assert pretrain_images(tmp_path, num_procedural=60, seed=3, size=64) == paths
+    only_proc = pretrain_images(tmp_path, num_procedural=60, seed=3, size=64, include_photos=False)
+    assert only_proc == paths[400:]
+    with pytest.raises(ValueError, match="no image"):
+        pretrain_images(tmp_path, num_procedural=0, include_photos=False)
+
+
+def test_vendored_photos_are_small_real_and_disjoint_from_evaluation():
+    photos = photo_paths()
+    assert len(photos) == 400
+    assert {p.name for p in photos}.isdisjoint({p.name for p in kodak_paths()})
+    for p in photos[::40]:
+        x = decode_image(p)
+        assert x.shape == (3, 320, 320) and x.dtype == torch.uint8
+        assert x.float().std() > 10  # a photograph, not a flat image
+    assets = photos[0].parent.parent
+    total = sum(f.stat().st_size for f in assets.rglob("*") if f.is_file())
+    assert total <= 20 * 2**20, f"package assets are {total / 2**20:.1f} MiB"
+    assert (photos[0].parent / "PROVENANCE.md").is_file()
+
+
+def test_vendored_photos_are_not_in_the_biq2021_subset():
+    """Never pretrain on evaluated images: unsplash_<n>.jpg is BIQ2021's "ss03 (<n>).jpg"."""
+    import csv
+
+    from iqa_bench.utils.resolvers import PROJECT_ROOT
+
+    subset = PROJECT_ROOT.parent / "shared" / "data" / "biq2021_subset"
+    if not subset.is_dir():
+        pytest.skip(f"BIQ2021 development subset not found at {subset}")
+    evaluated = set()
+    for name in ("Train (Images and MOS).csv", "Test (Images and MOS).csv"):
+        with open(subset / name, newline="") as f:
+            evaluated |= {row[0] for row in csv.reader(f) if row}
+    assert len(evaluated) > 2000
+    ours = {f"ss03 ({p.stem.split('_')[1]}).jpg" for p in photo_paths()}
+    assert ours.isdisjoint(evaluated)
 
 
 def test_kodak_is_vendored():

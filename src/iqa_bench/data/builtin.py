@@ -1,7 +1,8 @@
 """The built-in default data: no download, ever.
 
-* Pretraining images: the colour photographs bundled inside scikit-image's wheel plus deterministic procedural
-  images (`procedural.py`), written once as PNG files into a cache folder (`data/builtin/...`).
+* Pretraining images: 400 natural photographs of Unsplash origin shipped with this package (320x320 JPEG, see
+  `assets/photos_unsplash/PROVENANCE.md`), optionally plus deterministic procedural images (`procedural.py`,
+  written once as PNG files into a cache folder `data/builtin/...`).
 * Evaluation images: the 24 Kodak photographs shipped with this package (downscaled, see
   `assets/kodak24/PROVENANCE.md`). They are never used for pretraining. The built-in *synthetic* evaluation set
   (`BuiltinSyntheticEval` in `eval_sets.py`) distorts them with the distortion bank and scores every distorted
@@ -25,37 +26,7 @@ from iqa_bench.utils.atomic import atomic_write_json, atomic_write_with
 log = logging.getLogger(__name__)
 
 BUILTIN_VERSION = 2
-
-# Colour photographs that ship inside the scikit-image wheel (never fetched from the network).
-SKIMAGE_PHOTOS = (
-    "astronaut",
-    "chelsea",
-    "coffee",
-    "rocket",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
-    "motorcycle_left",
-    "motorcycle_right",
-)
-
-
-def _load_skimage_photo(name: str) -> np.ndarray:
-    """One bundled scikit-image colour photo as uint8 `(H, W, 3)`."""
-    from skimage import data as skdata
-
-    if name == "motorcycle_left":
-        return skdata.stereo_motorcycle()[0]
-    if name == "motorcycle_right":
-        return skdata.stereo_motorcycle()[1]
-    return getattr(skdata, name)()
-
-
-def _resize_short_side(arr: np.ndarray, side: int) -> np.ndarray:
-    h, w = arr.shape[:2]
-    s = side / min(h, w)
-    size = (max(side, round(w * s)), max(side, round(h * s)))
-    return np.asarray(Image.fromarray(arr).resize(size, Image.Resampling.LANCZOS))
+NUM_PHOTOS = 400  # vendored pretraining photographs (assets/photos_unsplash)
 
 
 def kodak_paths() -> list[Path]:
@@ -67,41 +38,58 @@ def kodak_paths() -> list[Path]:
     return paths
 
 
+def photo_paths() -> list[Path]:
+    """Paths of the 400 vendored Unsplash photographs (`unsplash_<n>.jpg`, 320x320 JPEG), sorted by name."""
+    folder = resources.files("iqa_bench.data") / "assets" / "photos_unsplash"
+    paths = sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".jpg"))
+    if len(paths) != NUM_PHOTOS:
+        raise RuntimeError(
+            f"expected {NUM_PHOTOS} photos in {folder}, found {len(paths)}: broken installation"
+        )
+    return paths
+
+
 def pretrain_images(
     cache_dir: str | Path,
-    num_procedural: int = 96,
+    num_procedural: int = 0,
     seed: int = 0,
     size: int = 256,
     include_photos: bool = True,
 ) -> list[Path]:
-    """Build (once) and return the PNG files of the built-in pretraining set.
+    """Return the image files of the built-in pretraining set (procedural ones are generated once).
 
     Args:
         cache_dir: folder for generated images; a sub-folder named after the settings is created inside.
-        num_procedural: number of procedural images (`size x size`).
+        num_procedural: number of procedural images (`size x size`); 0 = photographs only.
         seed: seed of the procedural family.
-        size: procedural image side; photos are resized so their short side is `size`.
-        include_photos: add the scikit-image colour photos.
-    Returns: sorted list of PNG paths (≥ 1). The folder holds `manifest.json`, written last, which marks it
-    complete; a folder without it is rebuilt.
+        size: procedural image side.
+        include_photos: use the 400 vendored photographs (read in place from the package).
+    Returns: the photo paths followed by the procedural PNG paths (≥ 1 in all). The procedural folder holds
+    `manifest.json`, written last, which marks it complete; a folder without it is rebuilt.
     """
-    key = f"v{BUILTIN_VERSION}-seed{seed}-n{num_procedural}-s{size}-photos{int(include_photos)}"
-    folder = Path(cache_dir) / f"pretrain-{key}"
+    photos = photo_paths() if include_photos else []
+    if num_procedural <= 0:
+        if not photos:
+            raise ValueError("pretrain_images: include_photos=false and num_procedural=0 select no image")
+        return photos
+    return photos + _procedural_images(Path(cache_dir), num_procedural, seed, size)
+
+
+def _procedural_images(cache_dir: Path, num: int, seed: int, size: int) -> list[Path]:
+    """Generate (once) `num` procedural `size x size` PNGs under `cache_dir` and return their paths."""
+    key = f"v{BUILTIN_VERSION}-seed{seed}-n{num}-s{size}"
+    folder = cache_dir / f"procedural-{key}"
     manifest = folder / "manifest.json"
     if manifest.is_file():
         names = json.loads(manifest.read_text())["files"]
         paths = [folder / n for n in names]
         if all(p.is_file() for p in paths):
             return paths
-    log.info("generating built-in pretraining images in %s", folder)
+    log.info("generating built-in procedural images in %s", folder)
     folder.mkdir(parents=True, exist_ok=True)
-    names: list[str] = []
-    if include_photos:
-        for name in SKIMAGE_PHOTOS:
-            arr = _resize_short_side(_load_skimage_photo(name), size)
-            names.append(_save_png(folder, f"photo_{name}.png", arr))
-    for i in range(num_procedural):
-        names.append(_save_png(folder, f"proc_{i:04d}.png", procedural_image(seed, i, size, size)))
+    names = [
+        _save_png(folder, f"proc_{i:04d}.png", procedural_image(seed, i, size, size)) for i in range(num)
+    ]
     atomic_write_json(manifest, {"version": BUILTIN_VERSION, "key": key, "files": names})
     return [folder / n for n in names]
 
