@@ -4,7 +4,7 @@
 
 1. Decode + crop: `ArniqaPairs` samples/s in one process (= one dataloader worker) on 512x384 PNGs (KADIS-size),
    crop 224, no distortions. Each sample decodes two images (A and B) and cuts 4 crops (full + half scale each),
-   like the official ARNIQA loader (~47 samples/s per core without distortions, specs/arniqa.md §7).
+   like the official ARNIQA loader (~47 samples/s per core without distortions, the ARNIQA paper and code).
 2. File list: a generated tree of `--files` empty `.png` files; time of the first scan and of the cached reload.
 """
 

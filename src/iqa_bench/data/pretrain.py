@@ -112,7 +112,7 @@ class LadderCrops(PretrainImages):
 
 def reiqa_region_size(patch: int) -> int:
     """Side of the square region that holds two Re-IQA patches of side `patch` whose top-left corners are offset
-    by (y, x) with y < 0.9·patch and x < 0.9·patch (the overlap geometry of specs/reiqa.md §3.4)."""
+    by (y, x) with y < 0.9·patch and x < 0.9·patch (the overlap geometry of the Re-IQA paper and code)."""
     return patch + math.ceil(0.9 * patch)
 
 

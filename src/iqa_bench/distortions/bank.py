@@ -1,6 +1,6 @@
 """Registry of the 24 ARNIQA distortions: name -> group, batched op, 5-level parameter table, stochastic flag.
 
-Order, groups and level tables follow the official ``utils_data.py`` (``specs/arniqa.md`` §1.3).
+Order, groups and level tables follow the official ``utils_data.py`` (the ARNIQA paper and code).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""RankIQA ranked ladders (``shared/specs/rankiqa_mlf.md`` §A.3, §A.11): each image becomes the pristine image
+"""RankIQA ranked ladders (the RankIQA/MLF papers and code): each image becomes the pristine image
 followed by the same distortion type at increasing levels.
 
 Quick use::

@@ -1,5 +1,5 @@
 """Re-IQA's 26-distortion bank (official ``datasets/iqa_distortions.py``, dispatcher
-``IQAImageClass.iqa_transformations`` choices 1..26; ``shared/specs/reiqa.md`` §3.2-3.3) and its chunk sampler.
+``IQAImageClass.iqa_transformations`` choices 1..26; the Re-IQA paper and code) and its chunk sampler.
 
 Quick use::
 

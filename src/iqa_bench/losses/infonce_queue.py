@@ -1,4 +1,4 @@
-"""MoCo-v2 InfoNCE against a queue of negatives (Re-IQA, specs/reiqa.md §3.7–3.8, §8).
+"""MoCo-v2 InfoNCE against a queue of negatives (Re-IQA, the Re-IQA paper and code).
 
 `KeyQueue` is a FIFO ring buffer of L2-normalised keys, kept as buffers (`queue` and `ptr`, so both are saved in
 checkpoints, unlike the official code whose pointer restarts at 0 on resume). It accepts ANY queue length and ANY

@@ -1,4 +1,4 @@
-"""RankIQA's "efficient Siamese" all-pairs hinge loss, vectorised (specs/rankiqa_mlf.md §A.5).
+"""RankIQA's "efficient Siamese" all-pairs hinge loss, vectorised (the RankIQA/MLF papers and code).
 
 Every image of a batch is scored once by one network (the Siamese branches share weights). For every ordered pair
 (i better, j worse) inside the same group the hinge `max(0, m - (s_i - s_j))` is applied; pairs across groups are

@@ -1,5 +1,5 @@
 """MLF: "Learning from Rankings with Multi-level Features for NR-IQA" — OUR DESIGN (the paper's details are not
-public; specs/rankiqa_mlf.md §B.2–B.3).
+public; the RankIQA/MLF papers and code).
 
 RankIQA's batch, ladder and loss, but the score comes from several backbone levels: each tapped feature map is
 pooled (avg, or avg ⊕ std), projected to `proj_dim` with LayerNorm, the levels are concatenated and an MLP

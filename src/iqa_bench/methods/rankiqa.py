@@ -4,7 +4,7 @@ Batch of N crops -> a distortion ladder per crop (`distortion=rankiqa_live|ranki
 crop, levels 0 = pristine ... K-1 = strongest, drawn on the batch's device). One shared backbone + a scalar score
 head (higher = better) scores all N·K images in one pass; the hinge `max(0, m − (s_better − s_worse))` is applied
 to every ordered pair inside each ladder (never across ladders), summed and divided by the number of images
-(specs/rankiqa_mlf.md §A.5). Stage 2 (fine-tuning on MOS) is the evaluator's job.
+(the RankIQA/MLF papers and code). Stage 2 (fine-tuning on MOS) is the evaluator's job.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Per image, the workers cut a square region of the full image and one of its ×2-downscaled version (uint8). On the
 batch's device each region is expanded into a chunk of `1 + n_aug` versions (pristine + `n_aug` distorted, one
 plan per version, the same plan at both scales), every version is distorted ONCE, and two P×P patches whose
-overlap is 10–30 % of P² are cut from it (specs/reiqa.md §3.3–3.5). Each (image, version, scale) is one instance:
+overlap is 10–30 % of P² are cut from it (the Re-IQA paper and code). Each (image, version, scale) is one instance:
 query = one patch through the online encoder + projector, positive key = the other patch through the EMA encoder;
 negatives = the queue only (keys of previous steps, gathered over ranks). InfoNCE with T = 0.2, EMA m = 0.999.
 
@@ -94,7 +94,7 @@ class ReIQA(PretrainMethod):
             weights: /path/moco_v2_r50.safetensors}); its features are prepended at evaluation.
         intra_image_negatives: also use, for each query, the keys of the other versions of the same image at the
             same scale (same content, other distortion) as negatives. The released code does not (queue-only
-            negatives, specs/reiqa.md §3.7); off for the paper setting.
+            negatives, the Re-IQA paper and code); off for the paper setting.
     """
 
     sample_format = "reiqa_overlap"

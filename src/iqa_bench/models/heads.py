@@ -49,7 +49,7 @@ class LevelPool(nn.Module):
 
 
 class MultiLevelFusionHead(nn.Module):
-    """MLF fusion (our design, specs/rankiqa_mlf.md §B.3): per level pool -> Linear(C_l', proj_dim) -> LayerNorm,
+    """MLF fusion (our design, the RankIQA/MLF papers and code): per level pool -> Linear(C_l', proj_dim) -> LayerNorm,
     concatenate the levels, then MLP (hidden, ReLU, dropout) -> 1 score (the regression layer)."""
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Batched ops of the RankIQA ladders (``shared/specs/rankiqa_mlf.md`` §A.3): the LIVE/Waterloo generator
+"""Batched ops of the RankIQA ladders (the RankIQA/MLF papers and code): the LIVE/Waterloo generator
 (``distortion_generator.m``) and the TID2013-style generator (``tid2013_generator.m``).
 
 All ops: ``op(x (B,3,H,W) float32 in [0,1], param (B,), generator) -> (B,3,H,W)`` float32, not clipped.

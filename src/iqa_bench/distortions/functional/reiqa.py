@@ -1,4 +1,4 @@
-"""Batched ops of the Re-IQA bank (official ``datasets/iqa_distortions.py``; ``shared/specs/reiqa.md`` §3.2).
+"""Batched ops of the Re-IQA bank (official ``datasets/iqa_distortions.py``; the Re-IQA paper and code).
 
 All ops: ``op(x (B,3,H,W) float32 in [0,1], param (B,), generator) -> (B,3,H,W)`` float32. The official
 functions take a PIL (uint8) image and return uint8, almost always by *truncation*; the ops read ``x`` as
