@@ -92,3 +92,33 @@ def trained_run(compose_cfg, tmp_path):
         ckpt,
     )
     return ckpt, method
+
+
+@pytest.fixture
+def evaluated_regressor(compose_cfg, tmp_path, trained_run) -> Callable[..., Path]:
+    """evaluated_regressor(*overrides) -> the ridge regressor file that `evaluate` saves for `trained_run`'s
+    checkpoint on a tiny built-in synthetic set (2 distortions x 2 levels, 3 splits, 7 alphas), run in
+    tmp_path/eval with its feature cache in tmp_path/c; `overrides` are extra evaluate overrides."""
+    from iqa_bench.evaluate import evaluate
+
+    ckpt, _ = trained_run
+
+    def _evaluate(*overrides: str) -> Path:
+        ev = evaluate(
+            compose_cfg(
+                [
+                    f"ckpt={ckpt}",
+                    "data.eval.builtin_synthetic.distortions=[gaublur,whitenoise]",
+                    "data.eval.builtin_synthetic.levels=[1,5]",
+                    "evaluator.n_splits=3",
+                    "evaluator.num_alphas=7",
+                    *overrides,
+                    f"hydra.run.dir={tmp_path / 'eval'}",
+                    f"evaluator.cache_dir={tmp_path}/c",
+                ],
+                config_name="evaluate",
+            )
+        )
+        return ev["run_dir"] / "regressors" / "ckpt__builtin_synthetic.safetensors"
+
+    return _evaluate
