@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
@@ -14,6 +15,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from iqa_bench.utils.resolvers import CONF_DIR, PROJECT_ROOT
+
+if TYPE_CHECKING:
+    import lightning as L
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -37,6 +41,23 @@ def require_shared(path: Path, what: str) -> Path:
     if in_ci():
         pytest.fail(f"CI=true but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def bare_cpu_trainer(root: Path, max_steps: int, **kwargs: Any) -> L.Trainer:
+    """A Lightning trainer on the CPU for `max_steps` steps in `root`, with no logger, checkpointing, progress bar
+    or model summary; `kwargs` go to `L.Trainer` (e.g. `accumulate_grad_batches=2`)."""
+    import lightning as L  # not at module level: most tests never build a trainer
+
+    return L.Trainer(
+        accelerator="cpu",
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        **kwargs,
+    )
 
 
 @pytest.fixture
