@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
@@ -14,6 +15,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from iqa_bench.utils.resolvers import CONF_DIR, PROJECT_ROOT
+
+if TYPE_CHECKING:
+    import lightning as L
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -37,6 +41,23 @@ def require_shared(path: Path, what: str) -> Path:
     if in_ci():
         pytest.fail(f"CI=true but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def bare_cpu_trainer(root: Path, max_steps: int, **kwargs: Any) -> L.Trainer:
+    """A Lightning trainer on the CPU for `max_steps` steps in `root`, with no logger, checkpointing, progress bar
+    or model summary; `kwargs` go to `L.Trainer` (e.g. `accumulate_grad_batches=2`)."""
+    import lightning as L  # not at module level: most tests never build a trainer
+
+    return L.Trainer(
+        accelerator="cpu",
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -92,3 +113,33 @@ def trained_run(compose_cfg, tmp_path):
         ckpt,
     )
     return ckpt, method
+
+
+@pytest.fixture
+def evaluated_regressor(compose_cfg, tmp_path, trained_run) -> Callable[..., Path]:
+    """evaluated_regressor(*overrides) -> the ridge regressor file that `evaluate` saves for `trained_run`'s
+    checkpoint on a tiny built-in synthetic set (2 distortions x 2 levels, 3 splits, 7 alphas), run in
+    tmp_path/eval with its feature cache in tmp_path/c; `overrides` are extra evaluate overrides."""
+    from iqa_bench.evaluate import evaluate
+
+    ckpt, _ = trained_run
+
+    def _evaluate(*overrides: str) -> Path:
+        ev = evaluate(
+            compose_cfg(
+                [
+                    f"ckpt={ckpt}",
+                    "data.eval.builtin_synthetic.distortions=[gaublur,whitenoise]",
+                    "data.eval.builtin_synthetic.levels=[1,5]",
+                    "evaluator.n_splits=3",
+                    "evaluator.num_alphas=7",
+                    *overrides,
+                    f"hydra.run.dir={tmp_path / 'eval'}",
+                    f"evaluator.cache_dir={tmp_path}/c",
+                ],
+                config_name="evaluate",
+            )
+        )
+        return ev["run_dir"] / "regressors" / "ckpt__builtin_synthetic.safetensors"
+
+    return _evaluate

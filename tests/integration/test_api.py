@@ -14,32 +14,13 @@ import iqa_bench
 from iqa_bench.data.builtin import kodak_paths
 from iqa_bench.data.images import decode_image
 from iqa_bench.errors import UserError
-from iqa_bench.evaluate import evaluate
 from iqa_bench.predict import predict
 
-TINY_EVAL = [
-    "data.eval.builtin_synthetic.distortions=[gaublur,whitenoise]",
-    "data.eval.builtin_synthetic.levels=[1,5]",
-    "evaluator.n_splits=3",
-    "evaluator.num_alphas=7",
-    "evaluator.crop_size=48",  # 5 crops per image: the API must average them as predict does
-]
 
-
-def test_load_scores_like_predict(compose_cfg, tmp_path, trained_run):
+def test_load_scores_like_predict(compose_cfg, tmp_path, trained_run, evaluated_regressor):
     ckpt, _ = trained_run
-    ev = evaluate(
-        compose_cfg(
-            [
-                f"ckpt={ckpt}",
-                *TINY_EVAL,
-                f"hydra.run.dir={tmp_path / 'eval'}",
-                f"evaluator.cache_dir={tmp_path}/c",
-            ],
-            config_name="evaluate",
-        )
-    )
-    reg_path = ev["run_dir"] / "regressors" / "ckpt__builtin_synthetic.safetensors"
+    # 5 crops per image: the API must average them as predict does
+    reg_path = evaluated_regressor("evaluator.crop_size=48")
     photos = tmp_path / "photos"
     photos.mkdir()
     for i, p in enumerate(kodak_paths()[:3]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from conftest import bare_cpu_trainer
 
 from iqa_bench.data.datamodules import batches_done
 from iqa_bench.utils.instantiate import instantiate
@@ -40,16 +41,7 @@ def _fit(
         return out
 
     method.prepare_batch = recording
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=max_steps,
-        accumulate_grad_batches=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = bare_cpu_trainer(tmp_path, max_steps, accumulate_grad_batches=2)
     trainer.fit(method, datamodule=dm, ckpt_path=ckpt)
     if save:
         trainer.save_checkpoint(save)

@@ -9,6 +9,7 @@ import math
 import lightning as L
 import pytest
 import torch
+from conftest import bare_cpu_trainer
 
 from iqa_bench.methods import METHODS
 from iqa_bench.train import train
@@ -79,15 +80,7 @@ def test_checkpoint_roundtrip_gives_identical_features(compose_cfg, tmp_path, me
     module = instantiate(cfg.method)
     init = {k: v.clone() for k, v in module.state_dict().items()}
     dm = instantiate(cfg.data.pretrain, sample_format=module.sample_format)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = bare_cpu_trainer(tmp_path, max_steps=2)
     trainer.fit(module, datamodule=dm)
     path = tmp_path / "m.ckpt"
     trainer.save_checkpoint(path)

@@ -14,33 +14,14 @@ from iqa_bench.data.builtin import kodak_paths
 from iqa_bench.data.images import decode_image
 from iqa_bench.eval.features import extract_features
 from iqa_bench.eval.regressor import load_regressor
-from iqa_bench.evaluate import evaluate
 from iqa_bench.predict import predict
 from iqa_bench.utils.resolvers import PROJECT_ROOT
 
-TINY_EVAL = [
-    "data.eval.builtin_synthetic.distortions=[gaublur,whitenoise]",
-    "data.eval.builtin_synthetic.levels=[1,5]",
-    "evaluator.n_splits=3",
-    "evaluator.num_alphas=7",
-]
 
-
-def test_predict_scores_a_folder_and_skips_bad_files(compose_cfg, tmp_path, trained_run):
-    ckpt, method = trained_run
+def test_predict_scores_a_folder_and_skips_bad_files(compose_cfg, tmp_path, trained_run, evaluated_regressor):
+    _, method = trained_run
     method = method.eval()
-    ev = evaluate(
-        compose_cfg(
-            [
-                f"ckpt={ckpt}",
-                *TINY_EVAL,
-                f"hydra.run.dir={tmp_path / 'eval'}",
-                f"evaluator.cache_dir={tmp_path}/c",
-            ],
-            config_name="evaluate",
-        )
-    )
-    reg_path = ev["run_dir"] / "regressors" / "ckpt__builtin_synthetic.safetensors"
+    reg_path = evaluated_regressor()
     photos = tmp_path / "photos"
     (photos / "sub dir").mkdir(parents=True)
     k = kodak_paths()

@@ -3,6 +3,7 @@ on other sets."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,54 +35,6 @@ class CrossResult:
     model: RidgeModel = field(repr=False)
     alpha: float = float("nan")
     val_srcc: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
-
-
-def cross_dataset(
-    train_features: Any,
-    train_scores: Any,
-    test_sets: Mapping[str, tuple[Any, ...]],
-    alphas: Any = DEFAULT_ALPHAS,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-    *,
-    train_groups: Any | None = None,
-    train_item_ids: Any | None = None,
-    solver: str = "auto",
-    standardize: bool = True,
-    grid_edge: str = "warn",
-    max_widen: int = 3,
-    context: str = "",
-) -> dict[str, dict[str, Any]]:
-    """Train on one dataset, test on others.
-
-    alpha is chosen by SRCC on a held-out `val_fraction` of the train items (reference-disjoint when
-    `train_groups` is given; split seed `[seed, 0]`); the regressor is then refit on ALL train rows with that
-    alpha and applied to each test set.
-
-    Args:
-        train_features (N, D), train_scores (N,): the training set (rows, see `ridge_probe` for item_ids).
-        test_sets: name -> (features (M, D), scores (M,)) or (features, scores, item_ids (M,)).
-        alphas, val_fraction (in (0, 1)), seed, train_groups, train_item_ids, solver, standardize, grid_edge,
-            max_widen, context: as in `protocol.ridge_probe`.
-
-    Returns:
-        name -> {'srcc', 'plcc', 'plcc_logistic', 'krcc', 'alpha', 'val_srcc', 'n_test'} (metrics on items).
-    """
-    return cross_dataset_fit(
-        train_features,
-        train_scores,
-        test_sets,
-        alphas,
-        val_fraction,
-        seed,
-        train_groups=train_groups,
-        train_item_ids=train_item_ids,
-        solver=solver,
-        standardize=standardize,
-        grid_edge=grid_edge,
-        max_widen=max_widen,
-        context=context,
-    ).metrics
 
 
 def cross_dataset_fit(
@@ -141,3 +94,27 @@ def cross_dataset_fit(
         }
         preds[name] = (t_items.ids, pred)
     return CrossResult(out, preds, model, float(alphas[best]), med)
+
+
+def cross_dataset(*args: Any, **kwargs: Any) -> dict[str, dict[str, Any]]:
+    """Train on one dataset, test on others: `cross_dataset_fit(...).metrics` (same arguments, same signature).
+
+    alpha is chosen by SRCC on a held-out `val_fraction` of the train items (reference-disjoint when
+    `train_groups` is given; split seed `[seed, 0]`); the regressor is then refit on ALL train rows with that
+    alpha and applied to each test set.
+
+    Args:
+        train_features (N, D), train_scores (N,): the training set (rows, see `ridge_probe` for item_ids).
+        test_sets: name -> (features (M, D), scores (M,)) or (features, scores, item_ids (M,)).
+        alphas, val_fraction (in (0, 1)), seed, train_groups, train_item_ids, solver, standardize, grid_edge,
+            max_widen, context: as in `protocol.ridge_probe`.
+
+    Returns:
+        name -> {'srcc', 'plcc', 'plcc_logistic', 'krcc', 'alpha', 'val_srcc', 'n_test'} (metrics on items).
+    """
+    return cross_dataset_fit(*args, **kwargs).metrics
+
+
+cross_dataset.__signature__ = inspect.signature(cross_dataset_fit).replace(  # type: ignore[attr-defined]
+    return_annotation=dict[str, dict[str, Any]]
+)

@@ -15,16 +15,23 @@ from ._utils import per_level, rand, randint, randn
 COLORBLOCK_PATCH = 32
 
 
+def _count_and_patch(x: Tensor, count: Tensor, patch: int) -> tuple[Tensor, Tensor, int, int, int]:
+    """Shared start of the patch-count ops on ``x (B, C, H, W)``: ``x`` quantised to uint8 levels as float in
+    [0, 1], the per-image count ``n (B,)`` (rounded, long), ``n_max`` (0 for an empty batch) and the patch size
+    ``(ph, pw)`` clipped to the image."""
+    h, w = x.shape[-2:]
+    n = count.to(x.device).round().long()
+    n_max = int(n.max()) if x.shape[0] else 0
+    return _u8(x) / 255.0, n, n_max, min(patch, h), min(patch, w)
+
+
 def color_block_u8(x: Tensor, count: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """#19 ``n`` 32x32 blocks of a random integer colour at ``int(U * (side - 32))``, later ones on top."""
     b, c, h, w = x.shape
     dev = x.device
-    n = count.to(dev).round().long()
-    n_max = int(n.max()) if b else 0
-    xf = _u8(x) / 255.0
+    xf, n, n_max, ph, pw = _count_and_patch(x, count, COLORBLOCK_PATCH)
     if n_max == 0:
         return xf
-    ph, pw = min(COLORBLOCK_PATCH, h), min(COLORBLOCK_PATCH, w)
     colors = randint(256, (b, n_max, c), generator, dev).to(x.dtype) / 255.0
     u = rand((2, b, n_max), generator, dev)
     left = torch.floor(u[0] * (w - pw)).long()
@@ -71,12 +78,9 @@ def non_eccentricity(x: Tensor, count: Tensor, generator: torch.Generator | None
     ``int((U-0.5)*16)``; numpy assignment semantics (the source is read before the copy is written)."""
     b, c, h, w = x.shape
     dev = x.device
-    n = count.to(dev).round().long()
-    n_max = int(n.max()) if b else 0
-    xf = _u8(x) / 255.0
+    xf, n, n_max, ph, pw = _count_and_patch(x, count, NONECC_PATCH)
     if n_max == 0:
         return xf
-    ph, pw = min(NONECC_PATCH, h), min(NONECC_PATCH, w)
     lo_h, lo_w = min(NONECC_RADIUS, h - ph), min(NONECC_RADIUS, w - pw)
     hi_h, hi_w = max(lo_h, h - ph - NONECC_RADIUS), max(lo_w, w - pw - NONECC_RADIUS)
     u = rand((n_max, 4, b), generator, dev)  # official draw order: w0, h0, dw, dh
