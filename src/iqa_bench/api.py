@@ -15,6 +15,7 @@ the view features are concatenated over scales, regressed, and averaged over the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,15 @@ import torch
 from torch import nn
 
 from iqa_bench.checkpoints import load_method_checkpoint
-from iqa_bench.data.images import decode_image, resize_uint8
+from iqa_bench.data.images import decode_image, display_path, resize_uint8
 from iqa_bench.errors import UserError
 from iqa_bench.eval.features import extract_features
 from iqa_bench.eval.regressor import Regressor, load_regressor
 from iqa_bench.runs import parse_device
 
-__all__ = ["QualityModel", "load"]
+__all__ = ["QualityModel", "check_regressor_matches", "load"]
+
+log = logging.getLogger(__name__)
 
 
 def resize_short_side(img: torch.Tensor, short_side: int | None) -> torch.Tensor:
@@ -110,16 +113,48 @@ class QualityModel(nn.Module):
         return torch.as_tensor(self.regressor.predict_items(feats["m"], item_ids), dtype=torch.float32)
 
 
+def check_regressor_matches(
+    reg: Regressor, reg_path: Path, ckpt: Path, module: nn.Module, info: dict, allow_mismatch: bool = False
+) -> None:
+    """Refuse to score with a checkpoint other than the one the regressor was fitted on (another method, another
+    run, or the same file retrained): its features are not the ones the regressor maps to quality, so the scores
+    would be meaningless. The regressor records the method class, the checkpoint path and a fingerprint of the
+    weights; `allow_mismatch=True` scores anyway, with a warning. Used by `load` and by `iqa-predict`."""
+    from iqa_bench.utils.checkpoint_io import weights_fingerprint
+
+    meta = reg.meta
+    reasons = []
+    if meta.get("method_target") and meta["method_target"] != info.get("target"):
+        reasons.append(f"method {info.get('target')} instead of {meta['method_target']}")
+    if meta.get("weights_sha256"):
+        if weights_fingerprint(module) != meta["weights_sha256"]:
+            reasons.append(f"other weights than {meta.get('ckpt')}")
+    elif meta.get("ckpt") and Path(str(meta["ckpt"])).is_absolute():  # older regressors: compare the paths
+        if Path(str(meta["ckpt"])).resolve() != ckpt.expanduser().resolve():
+            reasons.append(f"fitted on {meta['ckpt']}")
+    if not reasons:
+        return
+    what = f"ckpt {display_path(ckpt)} is not the checkpoint regressor {display_path(reg_path)} was fitted on"
+    if not allow_mismatch:
+        raise UserError(
+            f"{what} ({'; '.join(reasons)}): its scores would be meaningless; use the matching checkpoint, or "
+            "pass allow_mismatch=true to score anyway"
+        )
+    log.warning("allow_mismatch=true: %s (%s); THE SCORES ARE NOT CALIBRATED", what, "; ".join(reasons))
+
+
 def load(
     ckpt: str | Path | None = None,
     regressor: str | Path | None = None,
     device: str = "auto",
     short_side: int | None = None,
     batch_size: int = 16,
+    allow_mismatch: bool = False,
 ) -> QualityModel:
     """A `QualityModel` from a method checkpoint written by `train` and a regressor written by `evaluate`
     (`<run>/regressors/*.safetensors`). `ckpt=None` uses the checkpoint recorded in the regressor. `device`: auto
-    (CUDA when available) | cpu | cuda[:N]. UserError naming the file for a missing or unreadable input."""
+    (CUDA when available) | cpu | cuda[:N]. UserError naming the file for a missing or unreadable input, or for a
+    checkpoint other than the one the regressor was fitted on (unless `allow_mismatch=True`)."""
     if regressor is None:
         raise UserError("regressor: required (a .safetensors file written by evaluate)")
     reg = load_regressor(Path(regressor).expanduser())
@@ -127,6 +162,7 @@ def load(
     if not ckpt or not Path(str(ckpt)).expanduser().is_file():
         raise UserError(f"ckpt: checkpoint not found: {ckpt} (the checkpoint the regressor was made for)")
     module, info = load_method_checkpoint(str(ckpt))
+    check_regressor_matches(reg, Path(regressor), Path(str(ckpt)), module, info, allow_mismatch)
     model = QualityModel(module.to(parse_device(device)), reg, short_side=short_side, batch_size=batch_size)
     model.info = info
     return model

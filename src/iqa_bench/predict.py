@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from iqa_bench.api import QualityModel, resize_short_side
+from iqa_bench.api import QualityModel, check_regressor_matches, resize_short_side
 from iqa_bench.checkpoints import load_method_checkpoint
 from iqa_bench.data.folders import DEFAULT_EXTENSIONS, scan_images
 from iqa_bench.data.images import MIN_SIDE, BadImageError, decode_image, display_path
@@ -98,36 +98,6 @@ def check_options(cfg: DictConfig) -> None:
         )
 
 
-def check_regressor_matches(
-    reg: Any, reg_path: Path, ckpt: Path, module: torch.nn.Module, info: dict, cfg
-) -> None:
-    """Refuse to score with a checkpoint other than the one the regressor was fitted on (another method, another
-    run, or the same file retrained): its features are not the ones the regressor maps to quality, so the scores
-    would be meaningless. The regressor records the method class, the checkpoint path and a fingerprint of the
-    weights; `allow_mismatch=true` scores anyway, with a warning."""
-    from iqa_bench.utils.checkpoint_io import weights_fingerprint
-
-    meta = reg.meta
-    reasons = []
-    if meta.get("method_target") and meta["method_target"] != info.get("target"):
-        reasons.append(f"method {info.get('target')} instead of {meta['method_target']}")
-    if meta.get("weights_sha256"):
-        if weights_fingerprint(module) != meta["weights_sha256"]:
-            reasons.append(f"other weights than {meta.get('ckpt')}")
-    elif meta.get("ckpt") and Path(str(meta["ckpt"])).is_absolute():  # older regressors: compare the paths
-        if Path(str(meta["ckpt"])).resolve() != ckpt.expanduser().resolve():
-            reasons.append(f"fitted on {meta['ckpt']}")
-    if not reasons:
-        return
-    what = f"ckpt {display_path(ckpt)} is not the checkpoint regressor {display_path(reg_path)} was fitted on"
-    if not cfg.get("allow_mismatch", False):
-        raise UserError(
-            f"{what} ({'; '.join(reasons)}): its scores would be meaningless; use the matching checkpoint, or "
-            "pass allow_mismatch=true to score anyway"
-        )
-    log.warning("allow_mismatch=true: %s (%s); THE SCORES ARE NOT CALIBRATED", what, "; ".join(reasons))
-
-
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Score `cfg.images` with `cfg.ckpt` + `cfg.regressor`; returns {"run_dir", "csv", "scores", "skipped"}."""
     if OmegaConf.is_missing(cfg, "regressor") or not cfg.get("regressor"):
@@ -146,7 +116,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     torch.set_num_threads(cfg.get("num_threads") or torch.get_num_threads())
     device = select_device(cfg)
     module, info = load_method_checkpoint(str(ckpt), cfg)
-    check_regressor_matches(reg, reg_path, Path(str(ckpt)), module, info, cfg)
+    check_regressor_matches(
+        reg, reg_path, Path(str(ckpt)), module, info, bool(cfg.get("allow_mismatch", False))
+    )
     model = QualityModel(module.to(device), reg, batch_size=int(cfg.batch_size))
     run_dir = run_dir_of(cfg)
     loader = DataLoader(

@@ -99,6 +99,12 @@ def test_a_checkpoint_of_another_run_is_refused_unless_allowed(compose_cfg, tmp_
     assert any("NOT CALIBRATED" in r.getMessage() for r in caplog.records)
     assert loud["scores"] != ok["scores"]  # other weights, other (meaningless) numbers
 
+    import iqa_bench  # the Python API applies the same check
+
+    with pytest.raises(UserError, match=r"is not the checkpoint regressor .* was fitted on"):
+        iqa_bench.load(other, regressor=reg, device="cpu")
+    assert iqa_bench.load(other, regressor=reg, device="cpu", allow_mismatch=True) is not None
+
 
 def test_a_moved_copy_of_the_same_checkpoint_is_accepted(compose_cfg, tmp_path, fitted):
     ckpt, _, reg = fitted
