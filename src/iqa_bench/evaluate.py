@@ -33,6 +33,7 @@ from iqa_bench.eval.cache import checkpoint_key, dataset_fingerprint
 from iqa_bench.eval.regressor import save_regressor
 from iqa_bench.eval.results import result_rows, summary_table, write_results
 from iqa_bench.methods.baselines import RANDOM as INIT_RANDOM
+from iqa_bench.methods.baselines import init_label
 from iqa_bench.runs import build_eval_sets, cleanup_on_user_error, run_dir_of, select_device
 from iqa_bench.utils import resolvers
 from iqa_bench.utils.atomic import atomic_write_text
@@ -91,8 +92,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     weights = cfg.backbone.get("weights")
     if ckpt == RANDOM:
         module = _random_init(cfg)
-        init = "init=imagenet" if cfg.backbone.get("pretrained") else "init=random"
-        label = f"weights:{Path(str(weights)).name}" if weights else init
+        label = f"weights:{Path(str(weights)).name}" if weights else init_label(cfg.backbone)
         info = {
             "method": str(cfg.method_name),
             "backbone": str(cfg.backbone.name),
