@@ -38,7 +38,11 @@ def failures(result: dict[str, Any]) -> list[str]:
 def markdown(result: dict[str, Any]) -> str:
     """The result as markdown tables (for docs/benchmarks.md)."""
     agree = result.get("agreement", [])
-    lines = [f"GPU check on {result.get('device_name')} (torch {result.get('torch')}).", ""]
+    lines = [
+        f"GPU check on {result.get('device_name')} (torch {result.get('torch')}, "
+        f"{result.get('codec_workers', '?')} JPEG 2000 worker processes).",
+        "",
+    ]
     bad = [r for r in agree if not r["ok"]]
     lines.append(f"Bank agreement CUDA vs CPU: {len(agree) - len(bad)}/{len(agree)} ops agree.")
     if bank := result.get("bank"):

@@ -195,10 +195,12 @@ class RankIQALadder:
         with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
             out[:, 0] = images
             x = images.float().contiguous()
-            step = CPU_CHUNK if x.device.type == "cpu" else max(1, b)
             for t in torch.unique(ids).tolist():
                 rows = (ids == t).nonzero(as_tuple=True)[0]
                 spec = self._types[t]
+                # JPEG 2000 codes uint8 images in worker processes: hand them the whole group at once
+                small = x.device.type == "cpu" and spec.fn is not Fn.jpeg2000
+                step = CPU_CHUNK if small else max(1, b)
                 for i in range(0, rows.numel(), step):
                     idx = rows[i : i + step].to(images.device)
                     xs = x.index_select(0, idx)

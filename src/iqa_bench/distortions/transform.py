@@ -23,7 +23,8 @@ _RANGE_TOL = 1e-3
 # 8 (4.8 MB) are 2-8x faster. Chunks are a cache-blocking device: each chunk is still processed vectorised.
 CPU_CHUNK = 8
 # Ops dominated by a sequential loop over small steps rather than by full-image intermediates prefer big chunks.
-_CPU_CHUNK_BY_OP = {"noneccpatch": 64}
+# jpeg2000 codes small uint8 images in worker processes: give them the whole batch at once.
+_CPU_CHUNK_BY_OP = {"noneccpatch": 64, "jpeg2000": 1024}
 # (24, 5) float64 parameter table, row = type id, column = level - 1
 _PARAMS = torch.tensor([s.levels for s in _SPECS], dtype=torch.float64)
 

@@ -1,0 +1,89 @@
+"""JPEG 2000 over worker processes (distortions/functional/codec_pool.py): same bytes as in-process, the pool is
+really used, a broken pool falls back with one warning, bad settings fail naming the variable."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from iqa_bench import distortions
+from iqa_bench.utils import codec_pool
+from iqa_bench.distortions.functional.compression import jpeg2000
+
+
+@pytest.fixture
+def fresh_pool():
+    codec_pool.reset()
+    yield
+    codec_pool.reset()
+
+
+def _images(n: int = 6, size: int = 64) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(n, 3, size // 8, size // 8, generator=g)
+    return torch.nn.functional.interpolate(base, size=(size, size), mode="bilinear").clamp(0, 1)
+
+
+def test_pool_gives_the_same_images_as_in_process(monkeypatch, fresh_pool):
+    x = _images()
+    ratio = torch.tensor([8.0, 16.0, 32.0, 64.0, 128.0, 16.0])
+    monkeypatch.setenv(codec_pool.ENV, "0")
+    serial = jpeg2000(x, ratio)
+    assert codec_pool.last_mode == "serial"
+    monkeypatch.setenv(codec_pool.ENV, "2")
+    pooled = jpeg2000(x, ratio)
+    assert codec_pool.last_mode == "pool"
+    assert torch.equal(serial, pooled)
+    assert len(codec_pool.worker_pids(8)) == 2  # both workers were started and serve tasks
+    assert not torch.equal(pooled[1], pooled[4])  # the per-image ratios reached the workers in order
+
+
+def test_bank_sends_a_whole_cpu_batch_of_jpeg2000_to_the_pool(monkeypatch, fresh_pool):
+    monkeypatch.setenv(codec_pool.ENV, "2")
+    seen: list[int] = []
+    real = codec_pool.map_images
+
+    def spy(fn, images, params):
+        seen.append(len(images))
+        return real(fn, images, params)
+
+    monkeypatch.setattr(codec_pool, "map_images", spy)
+    distortions.apply("jpeg2000", _images(n=20, size=32), torch.arange(20) % 5 + 1)
+    assert seen == [20]  # one call, not chunks of 8
+
+
+def test_a_pool_that_cannot_start_falls_back_with_one_warning(monkeypatch, fresh_pool):
+    monkeypatch.setenv(codec_pool.ENV, "2")
+
+    def broken(n):
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(codec_pool, "_get_pool", broken)
+    x, ratio = _images(n=3), torch.tensor([16.0, 32.0, 64.0])
+    with pytest.warns(RuntimeWarning, match="IQA_CODEC_WORKERS") as rec:
+        first = jpeg2000(x, ratio)
+    assert len(rec) == 1 and codec_pool.last_mode == "serial"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = jpeg2000(x, ratio)  # no second warning
+    monkeypatch.setenv(codec_pool.ENV, "0")
+    assert torch.equal(first, second) and torch.equal(first, jpeg2000(x, ratio))
+
+
+@pytest.mark.parametrize("bad", ["two", "-1", "1.5"])
+def test_bad_worker_setting_names_the_variable(monkeypatch, bad):
+    monkeypatch.setenv(codec_pool.ENV, bad)
+    with pytest.raises(ValueError, match=f"IQA_CODEC_WORKERS.*{bad}"):
+        codec_pool.codec_workers()
+
+
+def test_default_worker_count_is_shared_between_local_ranks(monkeypatch):
+    monkeypatch.delenv(codec_pool.ENV, raising=False)
+    monkeypatch.setattr(codec_pool, "_usable_cpus", lambda: 16)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert codec_pool.codec_workers() == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    monkeypatch.setattr(codec_pool, "_usable_cpus", lambda: 64)
+    assert codec_pool.codec_workers() == codec_pool.MAX_DEFAULT_WORKERS
