@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from iqa_bench import distortions
-from iqa_bench.utils import codec_pool
 from iqa_bench.distortions.functional.compression import jpeg2000
+from iqa_bench.utils import codec_pool
 
 
 @pytest.fixture
@@ -87,3 +87,37 @@ def test_default_worker_count_is_shared_between_local_ranks(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     monkeypatch.setattr(codec_pool, "_usable_cpus", lambda: 64)
     assert codec_pool.codec_workers() == codec_pool.MAX_DEFAULT_WORKERS
+
+
+def _u8_images() -> list:
+    return list((_images(n=3) * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy())
+
+
+def _code_in_forked_child(queue, images) -> None:
+    # numpy + Pillow only in the child (torch's OpenMP pool does not survive fork; data-loading workers use 1 thread)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = codec_pool.map_images(codec_pool.jpeg2000_round_trip, images, [16, 32, 64])
+    queue.put(([o.tolist() for o in out], codec_pool.last_mode, [str(w.message) for w in caught]))
+
+
+def test_a_forked_child_codes_in_process_instead_of_using_its_parents_pool(monkeypatch, fresh_pool):
+    """A data-loading worker forked after the pool started must not hang on (or warn about) the parent's pool."""
+    import multiprocessing as mp
+
+    import numpy as np
+
+    monkeypatch.setenv(codec_pool.ENV, "2")
+    images = _u8_images()
+    parent = codec_pool.map_images(codec_pool.jpeg2000_round_trip, images, [16, 32, 64])
+    assert codec_pool.last_mode == "pool"
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_code_in_forked_child, args=(queue, images))
+    child.start()
+    child_out, mode, caught = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert not any("unavailable" in w for w in caught), caught  # silently in-process
+    assert child.exitcode == 0 and mode == "serial"
+    assert all(np.array_equal(np.array(c, dtype=np.uint8), p) for c, p in zip(child_out, parent))
+    assert len(codec_pool.worker_pids(4)) == 2  # the parent's pool still works

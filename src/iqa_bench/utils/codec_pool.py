@@ -11,7 +11,7 @@ Worker count: ``IQA_CODEC_WORKERS`` (0 or 1 = code in-process); default = usable
 ``LOCAL_WORLD_SIZE`` (ranks sharing the machine), at most 16. The pool starts on first use (``forkserver`` where
 available, so it is safe after CUDA is initialised) and lives until the process exits. If it cannot start or breaks
 (a script without an ``if __name__ == "__main__":`` guard, a daemonic process), coding continues in-process after
-one warning. Like every ``spawn``/``forkserver`` child, a worker imports the main module once when it starts; the
+one warning; a process forked from one that has a pool (a data-loading worker) codes in-process without one. Like every ``spawn``/``forkserver`` child, a worker imports the main module once when it starts; the
 pool starts all its workers on first use and waits for them, so that cost is paid once, before any timing.
 """
 
@@ -22,6 +22,7 @@ import io
 import math
 import multiprocessing as mp
 import os
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +38,7 @@ MAX_DEFAULT_WORKERS = 16
 
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
+_pool_owner = 0  # pid that started the pool: a forked child (a data-loading worker) codes in-process
 _broken = False
 last_mode = "none"  # "pool" or "serial": how the last map_images call ran (for tests and benchmarks)
 
@@ -62,6 +64,7 @@ def jpeg2000_round_trip(img: np.ndarray, ratio: int) -> np.ndarray:
 
 
 def _pid(_: int) -> int:
+    time.sleep(0.02)  # long enough that every idle worker takes a task
     return os.getpid()
 
 
@@ -95,11 +98,12 @@ def _shutdown() -> None:
 
 
 def _get_pool(n: int) -> ProcessPoolExecutor:
-    global _pool, _pool_size
+    global _pool, _pool_size, _pool_owner
     if _pool is None or _pool_size != n:
         _shutdown()
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         _pool, _pool_size = ProcessPoolExecutor(n, mp_context=mp.get_context(method)), n
+        _pool_owner = os.getpid()
         worker_pids(2 * n)  # start every worker now (each imports the main module once) and wait for them
     return _pool
 
@@ -116,7 +120,11 @@ def map_images(fn: Callable[[Any, Any], Any], images: Sequence[Any], params: Seq
 
     ``fn`` must be a module-level function (it is pickled by name); ``images`` are e.g. ``(H,W,3)`` uint8 arrays.
     """
-    global _broken, last_mode
+    global _broken, _pool, last_mode
+    if _pool is not None and _pool_owner != os.getpid():
+        # inherited through fork (a data-loading worker): the pool's threads and pipes belong to the parent, and
+        # the forkserver cannot serve a forked child; such a worker is one of many processes already: code here
+        _pool, _broken = None, True
     n = codec_workers()
     if n <= 1 or len(images) < 2 or _broken:
         last_mode = "serial"
