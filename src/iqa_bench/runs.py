@@ -156,8 +156,9 @@ def parse_device(dev: str) -> torch.device:
 
 
 def legacy_run_dir(run_dir: Path) -> Path | None:
-    """The folder an older version named this run (`key=value` pairs joined by `,`, e.g. `method=arniqa,seed=1`),
-    when it exists beside `run_dir`; None otherwise or outside a Hydra run."""
+    """The folder an older version named this run (`key=value` pairs joined by `,`, e.g. `method=arniqa,seed=1`,
+    or a long `key-value__...` name cut at 100 characters), when it exists beside `run_dir`; None otherwise or
+    outside a Hydra run."""
     import hashlib
     import re
 
@@ -176,5 +177,15 @@ def legacy_run_dir(run_dir: Path) -> Path | None:
     name = re.sub(r"[^A-Za-z0-9=,._+\-\[\]]", "_", ",".join(lines)) or "default"
     if len(name) > 120:
         name = f"{name[:100]}-{hashlib.sha1(name.encode()).hexdigest()[:12]}"
-    old = run_dir.parent / name
-    return old if old != run_dir and old.is_dir() else None
+    candidates = [run_dir.parent / name]
+    # key-value__key-value names over 120 characters were once cut at 100 characters (+ hash), losing short pairs
+    # such as method and seed behind a long data path
+    from iqa_bench.utils.resolvers import sanitized_override_name
+
+    try:
+        full = sanitized_override_name(str(hc.job.override_dirname))
+    except Exception:  # noqa: BLE001 - composed without a job (tests, the compose API)
+        full = ""
+    if len(full) > 120:
+        candidates.append(run_dir.parent / f"{full[:100]}-{hashlib.sha1(full.encode()).hexdigest()[:12]}")
+    return next((c for c in candidates if c != run_dir and c.is_dir()), None)

@@ -48,7 +48,14 @@ def test_run_name_sanitises_and_bounds_length():
     assert run_name("x-'a b'") == "x-a_b"
     long = "__".join(f"key{i}-value{i}" for i in range(30))
     name = run_name(long)
-    assert len(name) == 113 and name != run_name(long + "x") and name == run_name(long)
+    assert len(name) <= 120 and name != run_name(long + "x") and name == run_name(long)
+    assert name.startswith("key0-value0__key1-value1__")  # shortest pairs first, in their order
+    root = "data.eval.biq2021.root-" + "_home_user_datasets" * 6
+    name = run_name(f"{root}__data.eval-builtin_synthetic+biq2021__method-arniqa__seed-1")
+    parts = name.split("__")
+    assert parts[:3] == ["data.eval-builtin_synthetic+biq2021", "method-arniqa", "seed-1"] and len(parts) == 4
+    assert len(parts[-1]) == 12 and name != run_name(f"{root}x__method-arniqa__seed-1")
+    assert len(run_name("x" * 130)) == 113  # a single long pair: cut, then the hash
 
 
 def test_runtime_root_is_cwd_or_env(monkeypatch, tmp_path):
@@ -182,6 +189,36 @@ def test_runs_in_former_folder_names_still_resume_and_skip(compose_cfg, tmp_path
     assert stored_results(new)["rows"] == [{"srcc": 0.5}]
     with_new = compose_cfg(["seed=2", "method=mlf", "resume=false"])
     assert resume_checkpoint(with_new, new) is None
+
+
+def test_runs_in_former_long_folder_names_still_resume(compose_cfg, tmp_path, monkeypatch):
+    """Names over 120 characters were once cut at 100 characters; such a run is still found and resumed."""
+    import hashlib
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from iqa_bench.runs import legacy_run_dir, resume_checkpoint
+    from iqa_bench.utils.resolvers import run_name
+
+    root = "/data/" + "very_long_folder_name/" * 5
+    cfg = compose_cfg([f"data.root={root}", "method=mlf", "seed=2", "resume=true"])
+    dirname = f"data.root-{root}__method-mlf__seed-2"
+    from omegaconf import OmegaConf
+
+    hc = OmegaConf.create(OmegaConf.to_container(HydraConfig.get()))
+    hc.job.override_dirname = dirname  # what Hydra sets for a launched job
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: hc))
+    full = dirname.replace("/", ".")
+    old = tmp_path / "train" / f"{full[:100]}-{hashlib.sha1(full.encode()).hexdigest()[:12]}"
+    new = tmp_path / "train" / run_name(dirname)
+    assert "method-mlf__seed-2" in new.name and new != old
+    assert legacy_run_dir(new) is None
+    import torch
+
+    (old / "checkpoints").mkdir(parents=True)
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "global_step": 3}, old / "checkpoints" / "last.ckpt")
+    assert legacy_run_dir(new) == old
+    assert resume_checkpoint(cfg, new) == str(old / "checkpoints" / "last.ckpt")
 
 
 def test_plain_progress_bar_in_a_lightning_fit(capsys):

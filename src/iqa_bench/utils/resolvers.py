@@ -29,14 +29,31 @@ def run_name(override_dirname: str) -> str:
     `__` ("method-arniqa__seed-1"): "default" without overrides. A group path's `/` becomes `.`
     (`data/pretrain-folder` -> `data.pretrain-folder`), list brackets are dropped and list commas become `+`
     (`data.eval-clive+koniq10k`), any other character outside `[A-Za-z0-9._+-]` becomes `_`, so the folder's path
-    can be pasted unquoted into another command. Names over 120 characters are shortened with a hash suffix. The
-    same command always maps to the same folder, which is what makes resume-after-kill and sweep skipping work."""
+    can be pasted unquoted into another command. Names over 120 characters keep their shortest pairs (so
+    `method-arniqa__seed-1` stays readable beside a long `data.eval.biq2021.root-...`) up to 100 characters, in
+    their original order, and end with a hash of the whole name. The same command always maps to the same folder,
+    which is what makes resume-after-kill and sweep skipping work."""
+    name = sanitized_override_name(override_dirname)
+    if len(name) <= 120:
+        return name
+    pairs = name.split("__")
+    kept: set[int] = set()
+    length = 0
+    for i in sorted(range(len(pairs)), key=lambda i: (len(pairs[i]), i)):
+        if length + len(pairs[i]) + 2 > 100:
+            break
+        kept.add(i)
+        length += len(pairs[i]) + 2
+    short = "__".join(p for i, p in enumerate(pairs) if i in kept)
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+    return f"{short}__{digest}" if short else f"{name[:100]}-{digest}"
+
+
+def sanitized_override_name(override_dirname: str) -> str:
+    """`run_name` before shortening: group `/` -> `.`, list brackets dropped, commas -> `+`, unsafe chars -> `_`."""
     name = override_dirname.replace("/", ".").replace(",", "+")
     name = re.sub(r"[\[\]{}()'\"]", "", name)
-    name = _SAFE.sub("_", name).lstrip("+~.") or "default"
-    if len(name) > 120:
-        name = f"{name[:100]}-{hashlib.sha1(name.encode()).hexdigest()[:12]}"
-    return name
+    return _SAFE.sub("_", name).lstrip("+~.") or "default"
 
 
 def runtime_root() -> Path:
