@@ -117,8 +117,8 @@ def test_select_alpha_ignores_nan_and_falls_back_to_the_largest_alpha():
     with pytest.warns(
         RuntimeWarning, match=r"^val SRCC is undefined for every alpha .*using the largest alpha$"
     ):
-        best, med = select_alpha(np.full((2, 3), np.nan), alphas[::-1].copy())
-    assert best == 0 and np.isnan(med).all()  # the largest alpha, wherever it sits in the grid
+        best, med = select_alpha(np.full((2, 3), np.nan), np.array([1.0, 10.0, 0.1]))
+    assert best == 1 and np.isnan(med).all()  # the largest alpha, wherever it sits in the grid
 
 
 def test_edge_message_and_policy_errors_name_everything():
