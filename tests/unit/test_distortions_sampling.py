@@ -175,3 +175,72 @@ def test_describe_names_type_id_zero():
     """Type id 0 (gaublur) is a real step; only -1 marks an empty one."""
     plan = DistortionPlan(torch.tensor([[0, 7, -1]]), torch.tensor([[2, 5, 0]]))
     assert plan.describe(0) == [("gaublur", 2), ("jpeg2000", 5)]
+
+
+def test_sampler_accepts_its_smallest_settings():
+    """Boundaries accepted: one distortion, one level, no pristine sample, a narrow level sigma; and a batch
+    of 1 with 1 step (`b * s > 0`, not `> 1`) draws a real level."""
+    s = ArniqaSampler(max_distortions=1, num_levels=1, pristine_prob=0.0, level_sigma=0.5)
+    assert s.max_steps == 1 and s.level_probabilities.tolist() == [1.0]
+    p = s.sample(200, generator=torch.Generator().manual_seed(0))
+    assert p.num_steps == 1 and p.num_distortions().tolist() == [1] * 200
+    assert p.levels.unique().tolist() == [1]
+    (one,) = s.sample(1, generator=torch.Generator().manual_seed(0)).levels.tolist()
+    assert one == [1]
+    always = ArniqaSampler(pristine_prob=1.0).sample(50, generator=torch.Generator().manual_seed(0))
+    assert always.num_distortions().tolist() == [0] * 50
+
+
+def test_sampler_passes_level_sigma_on():
+    from iqa_bench.distortions.sampling import arniqa_level_probabilities
+
+    s = ArniqaSampler(level_sigma=1.0)
+    assert torch.equal(s.level_probabilities, arniqa_level_probabilities(5, 1.0))
+    assert s.level_probabilities[0] / s.level_probabilities[1] == pytest.approx(2.718281828**0.5)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"max_distortions": 0}, r"max_distortions must be >= 1, got 0"),
+        ({"num_levels": 0}, r"num_levels must be in 1\.\.5, got 0"),
+        ({"num_levels": 6}, r"num_levels must be in 1\.\.5, got 6"),
+        ({"pristine_prob": 1.5}, r"pristine_prob must be in \[0,1\], got 1\.5"),
+        ({"pristine_prob": -0.1}, r"pristine_prob must be in \[0,1\], got -0\.1"),
+        ({"level_sigma": 0.0}, r"level_sigma must be > 0, got 0\.0"),
+        ({"names": ["jpeg", "nope"]}, r"names contains unknown distortions \['nope'\]"),
+        ({"names": []}, r"^names must contain at least one distortion$"),
+    ],
+)
+def test_sampler_refuses_bad_settings_by_name(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ArniqaSampler(**kwargs)
+
+
+def test_sampler_empty_batch_and_negative_batch():
+    p = ArniqaSampler().sample(0, generator=torch.Generator().manual_seed(0))
+    assert tuple(p.type_ids.shape) == tuple(p.levels.shape) == (0, 4)
+    with pytest.raises(ValueError, match=r"batch_size must be >= 0, got -1"):
+        ArniqaSampler().sample(-1)
+
+
+def test_sampler_repr_lists_settings_and_groups():
+    s = ArniqaSampler(max_distortions=2, names=["jpeg", "gaublur"])
+    assert repr(s) == (
+        "ArniqaSampler(max_distortions=2, num_levels=5, pristine_prob=0.05, level_sigma=2.5, "
+        "groups=['blur', 'jpeg'])"
+    )
+
+
+def test_plan_and_sample_move_to_another_device():
+    """`to` and `sample(device=...)` move both tensors (the meta device stands in for an accelerator)."""
+    p = DistortionPlan.from_sequences([[("jpeg", 2)], []]).to("meta")
+    assert p.type_ids.device.type == p.levels.device.type == "meta"
+    assert tuple(p.levels.shape) == (2, 1) and p.levels.dtype == torch.long
+    s = ArniqaSampler().sample(3, generator=torch.Generator().manual_seed(0), device="meta")
+    assert s.type_ids.device.type == s.levels.device.type == "meta"
+
+
+def test_plan_from_no_sequences_is_empty():
+    p = DistortionPlan.from_sequences([])
+    assert p.batch_size == 0 and p.num_steps == 0

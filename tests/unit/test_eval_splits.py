@@ -104,3 +104,36 @@ def test_defaults_are_ten_seeded_splits_and_all_train_is_allowed():
     ]
     (only,) = make_splits(5, None, 1, (1.0, 0.0, 0.0))
     assert sorted(only["train"].tolist()) == [0, 1, 2, 3, 4] and only["val"].size == only["test"].size == 0
+
+
+@pytest.mark.parametrize(
+    "n_units,ratios,expected",
+    [
+        (4, (0.9, 0.0, 0.1), (3, 0, 1)),  # test rounds to 0 units: it takes one from train
+        (10, (0.9, 0.04, 0.06), (8, 1, 1)),  # the largest part gives exactly one unit, it is not reset
+        (5, (0.1, 0.05, 0.85), (1, 1, 3)),  # the unit comes from the largest part (test), not from train
+    ],
+)
+def test_every_positive_part_gets_one_unit_from_the_largest(n_units, ratios, expected):
+    """Kills `part_sizes` loop mutants: `range(3)` shortened, `-= 1` -> `= 1`, `argmax(sizes)` -> `argmax(None)`."""
+    assert part_sizes(n_units, ratios) == expected
+
+
+def test_single_item_and_empty_input():
+    """`n_items < 1` is the bound: one item can be split (all train); zero items are refused by name."""
+    (only,) = make_splits(1, None, 1, (1.0, 0.0, 0.0))
+    assert only["train"].tolist() == [0] and only["val"].size == only["test"].size == 0
+    with pytest.raises(ValueError, match=r"n_items must be >= 1, got 0"):
+        make_splits(0, None)
+
+
+def test_too_few_units_message_names_the_ratios():
+    """The ratios are printed as plain floats (not numpy reprs), integer ratios as fractions."""
+    with pytest.raises(
+        ValueError,
+        match=r"cannot split 2 unit\(s\) into 3 non-empty parts \(train/val/test ratios \(0\.7, 0\.1, 0\.2\)\); "
+        r"need at least 3",
+    ):
+        part_sizes(2, (0.7, 0.1, 0.2))
+    with pytest.raises(ValueError, match=r"ratios \(1\.0, 0\.0, 0\.0\)\); need at least 1"):
+        part_sizes(0, (1, 0, 0))

@@ -160,6 +160,8 @@ def compose_steps(
         raise ValueError(f"plan.type_ids must be in -1..{num_types - 1}")
     if bool((((levels < 1) | (levels > NUM_LEVELS)) & real).any()):
         raise ValueError(f"plan.levels must be in 1..{NUM_LEVELS} for non-empty steps")
+    if images.numel() == 0:  # zero-sized images: nothing to distort (the codecs crash on them)
+        return images.clone()
     with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
         x = images.float().clone()
         for s in range(types.shape[1]):

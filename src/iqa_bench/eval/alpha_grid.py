@@ -78,7 +78,8 @@ def widen_grid(alphas: np.ndarray, side: str, decades: float = WIDEN_DECADES) ->
     (the original alphas are kept exactly)."""
     a = np.sort(alphas)
     ratio = float(np.exp(np.median(np.diff(np.log(a))))) if a.size > 1 else 10.0
-    n_add = max(1, math.ceil(decades * math.log(10.0) / math.log(ratio)))
+    # 1e-9: ceil(3 * ln 10 / ln 1000) would be ceil(1.0000000000000002) = 2 steps instead of 1
+    n_add = max(1, math.ceil(decades * math.log(10.0) / math.log(ratio) - 1e-9))
     steps = ratio ** np.arange(1, n_add + 1, dtype=np.float64)
     if side == "low":
         return np.concatenate([(a[0] / steps)[::-1], a])

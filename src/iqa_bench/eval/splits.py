@@ -33,7 +33,7 @@ def part_sizes(n_units: int, ratios: Sequence[float]) -> tuple[int, int, int]:
     need = int(np.count_nonzero(r > 0))
     if n_units < need:
         raise ValueError(
-            f"cannot split {n_units} unit(s) into {need} non-empty parts (train/val/test ratios {tuple(r)}); "
+            f"cannot split {n_units} unit(s) into {need} non-empty parts (train/val/test ratios {tuple(r.tolist())}); "
             f"need at least {need}"
         )
     val = int(np.rint(r[1] * n_units))
