@@ -57,7 +57,9 @@ def op_rows(bank: str, dev: torch.device, batch: int, size: int, repeats: int) -
     return rows
 
 
-def composition_ms(dev: torch.device, batch: int, size: int, repeats: int, exclude: tuple[str, ...] = ()) -> float:
+def composition_ms(
+    dev: torch.device, batch: int, size: int, repeats: int, exclude: tuple[str, ...] = ()
+) -> float:
     """Median ms of one ARNIQA composition on ``batch`` crops; ops in ``exclude`` are replaced by pristine steps."""
     from iqa_bench import distortions
     from iqa_bench.distortions.bank import type_id
@@ -91,12 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for b in args.bank for r in op_rows(b, dev, args.batch, args.size, args.repeats)]
     full = composition_ms(dev, args.batch, args.size, args.repeats)
     no_codec = composition_ms(dev, args.batch, args.size, args.repeats, exclude=("jpeg", "jpeg2000"))
-    print(f"composition: {full:.1f} ms ({1e3 * args.batch / full:.0f} crops/s); "
-          f"without jpeg/jpeg2000: {no_codec:.1f} ms ({1e3 * args.batch / no_codec:.0f} crops/s)")
+    print(
+        f"composition: {full:.1f} ms ({1e3 * args.batch / full:.0f} crops/s); "
+        f"without jpeg/jpeg2000: {no_codec:.1f} ms ({1e3 * args.batch / no_codec:.0f} crops/s)"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"device": str(dev), "batch": args.batch, "size": args.size,
-                                         "ops": rows, "composition_ms": full, "no_codec_ms": no_codec}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "device": str(dev),
+                    "batch": args.batch,
+                    "size": args.size,
+                    "ops": rows,
+                    "composition_ms": full,
+                    "no_codec_ms": no_codec,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -352,7 +352,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     result = run(
-        "cuda", args.steps, args.reiqa_steps, args.batch, args.out / "images", args.methods,
+        "cuda",
+        args.steps,
+        args.reiqa_steps,
+        args.batch,
+        args.out / "images",
+        args.methods,
         bank_repeats=args.bank_repeats,
     )
     args.out.mkdir(parents=True, exist_ok=True)

@@ -78,7 +78,9 @@ def test_another_draw_of_every_stochastic_op_agrees_at_the_gpu_test_size():
     assert all(r["strength_a"] != r["strength_b"] for r in rows)  # really another draw
     assert all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
     # colour blocks: draws 3 and 4 differ from draw 0 by 16-18 % in mean strength (a plain 15 % rule fails them)
-    blocks = [gpu_check.bank_agreement("cpu", "cpu", 10, 96, ["reiqa"], ["imcolorblock"], (0, s))[0] for s in (3, 4)]
+    blocks = [
+        gpu_check.bank_agreement("cpu", "cpu", 10, 96, ["reiqa"], ["imcolorblock"], (0, s))[0] for s in (3, 4)
+    ]
     assert all(r["ok"] for r in blocks), blocks
 
 

@@ -82,7 +82,9 @@ def codec_workers() -> int:
         try:
             value = int(raw)
         except ValueError:
-            raise ValueError(f"{ENV} must be an integer >= 0 (0 or 1 = no worker processes), got {raw!r}") from None
+            raise ValueError(
+                f"{ENV} must be an integer >= 0 (0 or 1 = no worker processes), got {raw!r}"
+            ) from None
         if value < 0:
             raise ValueError(f"{ENV} must be an integer >= 0 (0 or 1 = no worker processes), got {raw!r}")
         return value
