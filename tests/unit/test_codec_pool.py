@@ -121,3 +121,25 @@ def test_a_forked_child_codes_in_process_instead_of_using_its_parents_pool(monke
     assert child.exitcode == 0 and mode == "serial"
     assert all(np.array_equal(np.array(c, dtype=np.uint8), p) for c, p in zip(child_out, parent))
     assert len(codec_pool.worker_pids(4)) == 2  # the parent's pool still works
+
+
+def test_workers_start_without_importing_the_main_module(tmp_path):
+    """A training entry point imports torch, Lightning and Hydra; its codec workers must not (memory, start-up)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "entry.py"
+    script.write_text(
+        "import torch  # noqa: F401  (a heavy main module)\n"
+        "from iqa_bench.utils import codec_pool\n"
+        "if __name__ == '__main__':\n"
+        "    codec_pool._get_pool(2)\n"
+        "    print(sorted({tuple(m) for m in codec_pool._pool.map(codec_pool._heavy_modules_loaded, range(4))}))\n"
+        "    print(__file__)\n"
+    )
+    env = {**__import__("os").environ, "IQA_CODEC_WORKERS": "2"}
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    loaded, main_file = res.stdout.strip().splitlines()[-2:]
+    assert loaded == "[()]"  # no worker imported torch, lightning or hydra
+    assert main_file == str(script)  # the main module's __file__ is back after the pool started
