@@ -96,8 +96,10 @@ def _official_rows(x: torch.Tensor, repeats: int, threads: int) -> dict | None:
         crops = [c.cpu() for c in x]
 
         def loop() -> None:
+            # a fresh copy per call, as the official loader gives each call a new crop: its jpeg/jpeg2000 scale
+            # their input in place (x *= 255), which would leave later repeats timing saturated, cheap images
             for c in crops:
-                distort_images(c, max_distortions=4, num_levels=5)
+                distort_images(c.clone(), max_distortions=4, num_levels=5)
 
         out = {}
         for t in sorted({threads, 1}, reverse=True):

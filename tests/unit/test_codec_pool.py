@@ -43,15 +43,38 @@ def test_pool_gives_the_same_images_as_in_process(monkeypatch, fresh_pool):
 def test_bank_sends_a_whole_cpu_batch_of_jpeg2000_to_the_pool(monkeypatch, fresh_pool):
     monkeypatch.setenv(codec_pool.ENV, "2")
     seen: list[int] = []
-    real = codec_pool.map_images
+    real = codec_pool.submit_images
 
     def spy(fn, images, params):
         seen.append(len(images))
         return real(fn, images, params)
 
-    monkeypatch.setattr(codec_pool, "map_images", spy)
+    monkeypatch.setattr(codec_pool, "submit_images", spy)
     distortions.apply("jpeg2000", _images(n=20, size=32), torch.arange(20) % 5 + 1)
     assert seen == [20]  # one call, not chunks of 8
+    plan = distortions.DistortionPlan(torch.full((20, 1), _JPEG2000), torch.arange(20).view(20, 1) % 5 + 1)
+    distortions.apply_plan(_images(n=20, size=32), plan)
+    assert seen == [20, 20]  # a composition step too
+
+
+_JPEG2000 = distortions.names().index("jpeg2000")
+
+
+def test_submit_returns_before_the_images_are_coded(monkeypatch, fresh_pool):
+    """The caller goes on while the workers code: submit is fast, collect gives the in-process results."""
+    import time
+
+    monkeypatch.setenv(codec_pool.ENV, "2")
+    images = _u8_images()
+    codec_pool.map_images(codec_pool.jpeg2000_round_trip, images, [16, 32, 64])  # start the workers
+    t0 = time.perf_counter()
+    collect = codec_pool.submit_images(_slow_round_trip, images, [16, 32, 64])
+    submitted = time.perf_counter() - t0
+    out = collect()
+    assert submitted < 0.25 <= time.perf_counter() - t0  # each image sleeps 0.25 s in a worker
+    assert codec_pool.last_mode == "pool"
+    serial = [codec_pool.jpeg2000_round_trip(i, r) for i, r in zip(images, [16, 32, 64])]
+    assert all((a == b).all() for a, b in zip(out, serial))
 
 
 def test_a_pool_that_cannot_start_falls_back_with_one_warning(monkeypatch, fresh_pool):
@@ -62,14 +85,23 @@ def test_a_pool_that_cannot_start_falls_back_with_one_warning(monkeypatch, fresh
 
     monkeypatch.setattr(codec_pool, "_get_pool", broken)
     x, ratio = _images(n=3), torch.tensor([16.0, 32.0, 64.0])
+    assert codec_pool.parallel_workers() == 2
     with pytest.warns(RuntimeWarning, match="IQA_CODEC_WORKERS") as rec:
         first = jpeg2000(x, ratio)
     assert len(rec) == 1 and codec_pool.last_mode == "serial"
+    assert codec_pool.parallel_workers() == 0  # the bank no longer leaves cores to workers that do not exist
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         second = jpeg2000(x, ratio)  # no second warning
     monkeypatch.setenv(codec_pool.ENV, "0")
     assert torch.equal(first, second) and torch.equal(first, jpeg2000(x, ratio))
+
+
+def test_one_worker_means_in_process(monkeypatch, fresh_pool):
+    monkeypatch.setenv(codec_pool.ENV, "1")
+    assert codec_pool.codec_workers() == 1 and codec_pool.parallel_workers() == 0
+    monkeypatch.setenv(codec_pool.ENV, "3")
+    assert codec_pool.parallel_workers() == 3
 
 
 @pytest.mark.parametrize("bad", ["two", "-1", "1.5"])
@@ -87,6 +119,13 @@ def test_default_worker_count_is_shared_between_local_ranks(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     monkeypatch.setattr(codec_pool, "_usable_cpus", lambda: 64)
     assert codec_pool.codec_workers() == codec_pool.MAX_DEFAULT_WORKERS
+
+
+def _slow_round_trip(img, ratio):
+    import time
+
+    time.sleep(0.25)
+    return codec_pool.jpeg2000_round_trip(img, ratio)
 
 
 def _u8_images() -> list:

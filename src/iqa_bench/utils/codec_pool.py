@@ -34,7 +34,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-__all__ = ["codec_workers", "jpeg2000_round_trip", "map_images", "reset", "worker_pids"]
+__all__ = [
+    "codec_workers",
+    "jpeg2000_round_trip",
+    "map_images",
+    "parallel_workers",
+    "reset",
+    "submit_images",
+    "worker_pids",
+]
 
 ENV = "IQA_CODEC_WORKERS"
 MAX_DEFAULT_WORKERS = 16
@@ -100,6 +108,15 @@ def codec_workers() -> int:
     return max(1, min(MAX_DEFAULT_WORKERS, _usable_cpus() // ranks))
 
 
+def parallel_workers() -> int:
+    """Worker processes the next call would use: :func:`codec_workers`, or 0 when it would code in-process (a
+    failed pool, a process forked from the pool's owner, or fewer than 2 workers asked for)."""
+    if _broken or (_pool is not None and _pool_owner != os.getpid()):
+        return 0
+    n = codec_workers()
+    return n if n >= 2 else 0
+
+
 def _shutdown() -> None:
     global _pool
     if _pool is not None:
@@ -150,31 +167,73 @@ def map_images(fn: Callable[[Any, Any], Any], images: Sequence[Any], params: Seq
 
     ``fn`` must be a module-level function (it is pickled by name); ``images`` are e.g. ``(H,W,3)`` uint8 arrays.
     """
+    return submit_images(fn, images, params)()
+
+
+def submit_images(
+    fn: Callable[[Any, Any], Any], images: Sequence[Any], params: Sequence[Any]
+) -> Callable[[], list[Any]]:
+    """Start ``[fn(image, param) ...]`` and return ``collect()``, which waits and returns the results in order.
+
+    With worker processes the coding runs while the caller goes on (e.g. applies other distortions to other
+    images); without them (one worker, one image, a broken pool) it runs in-process inside ``collect()``.
+    ``collect`` must be called exactly once. If the pool fails, ``collect`` codes in-process after one warning.
+    """
     global _broken, _pool, last_mode
     if _pool is not None and _pool_owner != os.getpid():
         # inherited through fork (a data-loading worker): the pool's threads and pipes belong to the parent, and
         # the forkserver cannot serve a forked child; such a worker is one of many processes already: code here
         _pool, _broken = None, True
     n = codec_workers()
+    images, params = list(images), list(params)
+
+    def serial() -> list[Any]:
+        global last_mode
+        last_mode = "serial"
+        return [fn(img, p) for img, p in zip(images, params)]
+
     if n <= 1 or len(images) < 2 or _broken:
-        last_mode = "serial"
-        return [fn(img, p) for img, p in zip(images, params)]
-    chunk = max(1, math.ceil(len(images) / (2 * n)))
+        return serial
     try:
-        out = list(_get_pool(n).map(fn, images, params, chunksize=chunk))
-    except Exception as err:  # noqa: BLE001 - any pool failure: code in-process; a codec error re-raises below
-        _broken = True
-        _shutdown()
-        warnings.warn(
-            f"codec worker processes unavailable ({type(err).__name__}: {err}); coding JPEG 2000 in-process "
-            f"(set {ENV}=0 to silence this)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        last_mode = "serial"
-        return [fn(img, p) for img, p in zip(images, params)]
-    last_mode = "pool"
-    return out
+        pool = _get_pool(n)
+        chunk = max(1, math.ceil(len(images) / (2 * n)))
+        futures = [
+            pool.submit(_apply_chunk, fn, images[i : i + chunk], params[i : i + chunk])
+            for i in range(0, len(images), chunk)
+        ]
+    except Exception as err:  # noqa: BLE001 - the pool cannot start: code in-process
+        _fall_back(err)
+        return serial
+
+    def collect() -> list[Any]:
+        global last_mode
+        try:
+            out = [y for f in futures for y in f.result()]
+        except Exception as err:  # noqa: BLE001 - any pool failure: code in-process; a codec error re-raises there
+            _fall_back(err)
+            return serial()
+        last_mode = "pool"
+        return out
+
+    return collect
+
+
+def _apply_chunk(fn: Callable[[Any, Any], Any], images: Sequence[Any], params: Sequence[Any]) -> list[Any]:
+    """``[fn(image, param) ...]`` in a worker process (one task per chunk of images)."""
+    return [fn(img, p) for img, p in zip(images, params)]
+
+
+def _fall_back(err: BaseException) -> None:
+    """Give up on worker processes after a failure, with one warning; later calls code in-process."""
+    global _broken
+    _broken = True
+    _shutdown()
+    warnings.warn(
+        f"codec worker processes unavailable ({type(err).__name__}: {err}); coding JPEG 2000 in-process "
+        f"(set {ENV}=0 to silence this)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def reset() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import kornia
 import torch
 from torch import Tensor
+
+from ._lab import lab_to_rgb, rgb_to_lab
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -42,10 +43,10 @@ def _np_gradient(v: Tensor, dim: int) -> Tensor:
 
 
 def _lab(x: Tensor) -> Tensor:
-    """RGB `(B, 3, H, W)` in [0, 1] -> CIELAB (L in [0, 100]), kornia."""
-    return kornia.color.rgb_to_lab(x)
+    """RGB `(B, 3, H, W)` in [0, 1] -> CIELAB (L in [0, 100]), kornia's formulas."""
+    return rgb_to_lab(x)
 
 
 def _rgb(lab: Tensor) -> Tensor:
-    """CIELAB -> RGB in [0, 1] (clipped), kornia."""
-    return kornia.color.lab_to_rgb(lab, clip=True)
+    """CIELAB -> RGB in [0, 1] (clipped), kornia's formulas."""
+    return lab_to_rgb(lab, clip=True)

@@ -5,11 +5,11 @@ All ops: ``x (B,3,H,W)`` float32 in [0,1], ``param (B,)`` -> ``(B,3,H,W)`` float
 
 from __future__ import annotations
 
-import kornia
 import torch
 from torch import Tensor
 
 from ._curves import parabola_curve_clamped
+from ._lab import lab_to_rgb, rgb_to_lab
 
 __all__ = ["brighten", "darken", "mean_shift"]
 
@@ -24,10 +24,10 @@ def brighten(x: Tensor, amount: Tensor, generator: torch.Generator | None = None
     The Lab half runs on the R/B-swapped image, as in the official code (the swap changes L's weights).
     """
     mid = 0.5 + _column(amount, x) / 2
-    lab = kornia.color.rgb_to_lab(x.flip(1))
+    lab = rgb_to_lab(x.flip(1))
     lum = parabola_curve_clamped(lab[:, :1] / 100.0, mid) * 100.0
     lab = torch.cat([lum, lab[:, 1:]], dim=1)
-    from_lab = kornia.color.lab_to_rgb(lab).clamp(0, 1).flip(1)
+    from_lab = lab_to_rgb(lab).clamp(0, 1).flip(1)
     return (2 * parabola_curve_clamped(x, mid) + from_lab) / 3
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ._kernels import gaussian_kernel1d
+from ._lab import lab_to_rgb, rgb_to_lab
 from ._utils import conv_separable, per_level, rand
 
 __all__ = ["color_diffusion", "color_saturation1", "color_saturation2", "color_shift"]
@@ -25,11 +26,11 @@ def _column(param: Tensor, x: Tensor) -> Tensor:
 
 def _lab_back_truncated(lab: Tensor) -> Tensor:
     """Swapped Lab -> RGB (kornia clips to [0,1]), floored to 1/255 steps, swap undone."""
-    return (torch.trunc(kornia.color.lab_to_rgb(lab) * 255.0) / 255.0).flip(1)
+    return (torch.trunc(lab_to_rgb(lab) * 255.0) / 255.0).flip(1)
 
 
 def _color_diffusion_shared(x: Tensor, amount: float) -> Tensor:
-    lab = kornia.color.rgb_to_lab(x.flip(1))
+    lab = rgb_to_lab(x.flip(1))
     ab = conv_separable(lab[:, 1:], gaussian_kernel1d(1.5 * amount + 2).to(x.device)) * amount
     return _lab_back_truncated(torch.cat([lab[:, :1], ab], dim=1))
 
@@ -112,5 +113,5 @@ def color_saturation1(x: Tensor, factor: Tensor, generator: torch.Generator | No
 
 def color_saturation2(x: Tensor, factor: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Scale Lab a/b of the swapped image by ``f``, back to RGB, floored to 1/255 steps."""
-    lab = kornia.color.rgb_to_lab(x.flip(1))
+    lab = rgb_to_lab(x.flip(1))
     return _lab_back_truncated(torch.cat([lab[:, :1], lab[:, 1:] * _column(factor, x)], dim=1))

@@ -13,6 +13,7 @@ device are coded on the CPU and moved back. ``x (B,3,H,W)`` float32 in [0,1], ``
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from torch import Tensor
 from ...utils import codec_pool
 from ._utils import per_level
 
-__all__ = ["jpeg", "jpeg2000"]
+__all__ = ["jpeg", "jpeg2000", "jpeg2000_start"]
 
 
 def _to_u8_truncated(x: Tensor) -> Tensor:
@@ -47,8 +48,22 @@ def jpeg(x: Tensor, quality: Tensor, generator: torch.Generator | None = None) -
 
 def jpeg2000(x: Tensor, ratio: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """JPEG 2000 round trip at compression ratio ``ratio (B,)`` (rates mode) on the CPU, over worker processes."""
+    return jpeg2000_start(x, ratio)()
+
+
+def jpeg2000_start(x: Tensor, ratio: Tensor) -> Callable[[], Tensor]:
+    """Start :func:`jpeg2000` on ``x (B,3,H,W)`` and return ``finish()``, which waits and returns the result.
+
+    With codec worker processes the images are coded while the caller goes on (the composition loop applies the
+    other distortions of a step meanwhile); the result is the same as :func:`jpeg2000`'s.
+    """
     u8 = _to_u8_truncated(x).permute(0, 2, 3, 1).contiguous().numpy()
     ratios = [int(r) for r in ratio.detach().cpu().tolist()]
-    out = codec_pool.map_images(codec_pool.jpeg2000_round_trip, list(u8), ratios)
-    y = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
-    return (y.float() / 255.0).to(x.device)
+    collect = codec_pool.submit_images(codec_pool.jpeg2000_round_trip, list(u8), ratios)
+    device = x.device
+
+    def finish() -> Tensor:
+        y = torch.from_numpy(np.stack(collect())).permute(0, 3, 1, 2)
+        return (y.float() / 255.0).clamp_(0.0, 1.0).to(device)
+
+    return finish

@@ -5,12 +5,12 @@ All ops: ``x (B,3,H,W)`` float32 in [0,1], ``param (B,)`` -> ``(B,3,H,W)`` float
 
 from __future__ import annotations
 
-import kornia
 import torch
 from torch import Tensor
 
 from ._curves import lincontr_coefficients, piecewise_cubic
 from ._kernels import gaussian_kernel1d
+from ._lab import lab_to_rgb, rgb_to_lab
 from ._utils import conv_separable
 
 __all__ = ["high_sharpen", "linear_contrast_change", "non_linear_contrast_change"]
@@ -20,12 +20,12 @@ SHARPEN_RADIUS = 6  # official: radius=3 -> ceil(2*3) = 6 -> 13x13 support with 
 
 def high_sharpen(x: Tensor, amount: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Unsharp mask on L of the R/B-swapped Lab image: ``L + a*(L - G*L)``, G 13x13 Gaussian, sigma 6."""
-    lab = kornia.color.rgb_to_lab(x.flip(1))
+    lab = rgb_to_lab(x.flip(1))
     lum = lab[:, :1]
     g = gaussian_kernel1d(float(SHARPEN_RADIUS), 2 * SHARPEN_RADIUS + 1).to(x.device)
     a = amount.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
     lum = lum + a * (lum - conv_separable(lum, g))
-    return kornia.color.lab_to_rgb(torch.cat([lum, lab[:, 1:]], dim=1)).flip(1)
+    return lab_to_rgb(torch.cat([lum, lab[:, 1:]], dim=1)).flip(1)
 
 
 def linear_contrast_change(x: Tensor, amount: Tensor, generator: torch.Generator | None = None) -> Tensor:
