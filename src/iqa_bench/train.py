@@ -77,10 +77,12 @@ def _fit_and_evaluate(
 
     checkpoint = save_final_checkpoint(trainer, callbacks)
 
-    evaluator = instantiate(cfg.evaluator)
-    encoders = {"pretrained": method.eval()}
-    encoders.update({name: enc.to(method.device) for name, enc in baselines.items()})
-    rows = evaluator.run(encoders, eval_sets, device=method.device) if eval_sets else []
+    rows = []
+    if eval_sets:
+        evaluator = instantiate(cfg.evaluator)
+        encoders = {"pretrained": method.eval()}
+        encoders.update({name: enc.to(method.device) for name, enc in baselines.items()})
+        rows = evaluator.run(encoders, eval_sets, device=method.device)
     meta = {
         "method": cfg.method_name,
         "backbone": cfg.backbone.name,
@@ -200,6 +202,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path:
         keep_previous_metrics(run_dir)  # before any logger touches the run dir (the CSV logger deletes it)
     eval_sets = build_eval_sets(cfg)  # fail on bad eval config before training starts
+    if eval_sets and cfg.get("evaluator") is None:  # `~evaluator`: train only, like `data/eval=[]`
+        print("No evaluator configured (~evaluator): training without evaluation.", flush=True)
+        eval_sets = {}
 
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     failed = True

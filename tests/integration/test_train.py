@@ -42,6 +42,16 @@ def test_fast_dev_run_trains_and_writes_results(compose_cfg):
     assert not list(run_dir.glob(".*.tmp"))  # no temp files left behind
 
 
+@pytest.mark.parametrize("override", ["~evaluator", "data/eval=[]"])
+def test_a_run_without_evaluation_trains_and_writes_no_rows(compose_cfg, capsys, override):
+    # the default config (experiment=smoke itself sets evaluator and data.eval keys back)
+    small = ["data.pretrain.crop_size=64", "data.pretrain.batch_size=4", "trainer.enable_progress_bar=false"]
+    out = train(compose_cfg([*small, "trainer.fast_dev_run=true", override]))
+    assert out["rows"] == [] and out["checkpoint"]
+    assert "Evaluation (" not in capsys.readouterr().out
+    assert list(csv.DictReader((out["run_dir"] / "results.csv").open())) == []
+
+
 def test_short_run_changes_weights_and_checkpoint_reloads(compose_cfg):
     import lightning as L
 

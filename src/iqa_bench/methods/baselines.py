@@ -38,9 +38,9 @@ def init_baselines(
     The untrained `method` is copied under its own initialisation's label; when that is not `init=random`, a
     random-init network is also built from `cfg` with `backbone.pretrained=false, weights=null` (`build(cfg)`,
     default `instantiate(cfg.method)`, under a fork of the RNG seeded by `cfg.seed`, so the training run draws the
-    same random numbers either way). Empty when `evaluator.baseline_random_init` is false.
+    same random numbers either way). Empty when `evaluator.baseline_random_init` is false or there is no evaluator.
     """
-    if not cfg.evaluator.get("baseline_random_init", True):
+    if cfg.get("evaluator") is None or not cfg.evaluator.get("baseline_random_init", True):
         return {}
     label = init_label(cfg.backbone)
     out = {label: copy.deepcopy(method).eval()}
