@@ -403,6 +403,11 @@ def test_rankiqa_step_is_the_ladder_hinge_with_its_margin_and_reduction():
             {"image": torch.randint(0, 256, (3, 3, 24, 24), generator=g, dtype=torch.uint8)}, g
         )
         assert m.sampler.generators == [g] and batch["views"].shape == (3, 4, 3, 16, 16)
+        if margin == 0.7:  # the level crops are drawn from the step's generator, not the global one
+            images = {"image": torch.randint(0, 256, (2, 3, 24, 24), dtype=torch.uint8)}
+            first = m.prepare_batch(images, torch.Generator().manual_seed(9))["views"]
+            torch.manual_seed(99)
+            assert torch.equal(m.prepare_batch(images, torch.Generator().manual_seed(9))["views"], first)
         assert batch["type_ids"].tolist() == [0, 1, 2]
         loss = m.training_step(batch, 0)
         with torch.no_grad():
@@ -432,6 +437,9 @@ def test_rankiqa_step_is_the_ladder_hinge_with_its_margin_and_reduction():
     torch.testing.assert_close(
         loss, ladder_ranking_hinge(torch.arange(8.0).view(2, 4), 10.0, "sum_over_batch")
     )
+    m.score = lambda x: torch.zeros(x.shape[0])  # ties are not correctly ordered pairs
+    m.training_step({"views": torch.zeros(2, 4, 3, 8, 8)}, 0)
+    assert logged["train/pair_acc"].item() == 0.0
 
 
 def test_rankiqa_optimiser_groups_and_schedule():
@@ -479,6 +487,9 @@ def test_mlf_options_and_features():
     assert _rank(MLF, proj_dim=1).head.projections[0][0].out_features == 1
     with pytest.raises(ConfigError, match=r"method\.level_pool: "):
         _rank(MLF, level_pool="max")
+    m.eval()
+    x0 = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(m.features(x0), torch.nn.functional.normalize(m.backbone(x0), dim=1))
     taps = _rank(MLF, stages=[1, 3], eval_features="taps").eval()
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     maps = taps.backbone.forward_levels(x, [1, 3])
@@ -537,6 +548,10 @@ def test_overlap_offsets_transpose():
     swapped = (half != plain).any(dim=1)
     assert torch.equal(half[swapped], plain[swapped].flip(1)) and torch.equal(half[~swapped], plain[~swapped])
     assert 0.35 < swapped.float().mean() < 0.65
+    assert bool((plain[:, 1] == 0).any())  # x starts at 0 (the lower bound is clamped at 0, not 1)
+    torch.manual_seed(123)  # every draw comes from the given generator, none from the global one
+    again = overlap_offsets(300, 40, torch.Generator().manual_seed(0), cpu, transpose_prob=0.5)
+    assert torch.equal(again, half)
 
 
 def test_reiqa_defaults_and_hyperparameters():
@@ -874,7 +889,8 @@ def test_init_baselines_random_build_is_seeded_and_leaves_the_rng_alone():
     assert built == [(False, None, torch.rand(1).item())]  # under the run seed, without weights
     assert cfg.backbone.weights == "/some/file.pt"  # the caller's config is untouched
     assert not base["init=weights"].training and not base["init=random"].training
-    assert base["init=weights"] is not method and method.training
+    assert base["init=weights"] is not method and method.training and method.backbone.training  # a deep copy
+    assert base["init=weights"].backbone is not method.backbone
     cfg.seed = None
     del cfg["seed"]
     built.clear()
@@ -883,3 +899,24 @@ def test_init_baselines_random_build_is_seeded_and_leaves_the_rng_alone():
     assert built[0][2] == torch.rand(1).item()  # no seed in the config: 0
     cfg.evaluator.baseline_random_init = True
     assert list(init_baselines(cfg, method, build=build)) == ["init=weights", "init=random"]
+
+
+def test_reiqa_batches_draw_only_from_the_step_generator():
+    from iqa_bench.methods.reiqa import ReIQA
+
+    chunk = {"_target_": "iqa_bench.distortions.ReIQASampler", "n_aug": 2}
+    chunk["names"] = ["imdarken", "imbrighten", "imnoisegauss"]
+    for m in (
+        _reiqa(offset_transpose_prob=0.5),
+        ReIQA(BACKBONE, chunk, OPT, queue_size=8, offset_transpose_prob=0.5),
+        _reiqa(n_aug=0),
+    ):
+        batch = _regions(n=3, patch=16)
+        torch.manual_seed(0)
+        first = m.prepare_batch(batch, torch.Generator().manual_seed(4))
+        torch.manual_seed(1)
+        again = m.prepare_batch(batch, torch.Generator().manual_seed(4))
+        for key in ("query", "key", "offsets"):
+            assert torch.equal(first[key], again[key]), key
+        other = m.prepare_batch(batch, torch.Generator().manual_seed(5))
+        assert not torch.equal(first["query"], other["query"])
