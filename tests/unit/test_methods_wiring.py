@@ -294,6 +294,10 @@ def test_base_configure_optimizers_trains_only_trainable_parameters():
     frozen.requires_grad_(False)
     opt = m.configure_optimizers()
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["lr"] == 1e-3
+    m.optimizer_cfg = {"name": "sgd", "lr": 0.05, "momentum": 0.5}  # the method's optimiser config is used
+    sgd = m.configure_optimizers()
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["lr"] == 0.05
+    assert sgd.param_groups[0]["momentum"] == 0.5
     trained = {id(p) for g in opt.param_groups for p in g["params"]}
     assert id(frozen) not in trained
     assert trained == {id(p) for p in m.parameters() if p.requires_grad}
@@ -303,7 +307,7 @@ def test_base_configure_optimizers_trains_only_trainable_parameters():
     sched = got["lr_scheduler"]["scheduler"]
     assert sched.optimizer is got["optimizer"] and sched.lr_lambdas[0](4) == pytest.approx(0.5)
     m.scheduler_cfg = {"name": "none"}
-    assert isinstance(m.configure_optimizers(), torch.optim.AdamW)
+    assert isinstance(m.configure_optimizers(), torch.optim.SGD)
 
 
 # -- RankIQA / MLF ----------------------------------------------------------------------------------------------
@@ -373,6 +377,13 @@ def test_rankiqa_defaults_hyperparameters_and_checks():
     assert [type(x).__name__ for x in m.head] == ["Linear"] and m.head[0].in_features == 64
     assert _rank(level_crop=16).level_crop == 16 and _rank(level_crop=16).hparams["level_crop"] == 16
     assert _rank(margin=0.5, reduction="sum").hparams["margin"] == 0.5
+    assert _rank(head_lr_mult=0.5).head_lr_mult == 0.5  # any positive multiplier, below 1 too
+    sched = {"name": "cosine", "total_steps": 5}
+    full = RankIQA(BACKBONE, LADDER, OPT, sched, 7, head_hidden_dim=8, head_dropout=0.5)
+    assert full.scheduler_cfg == sched and full.seed == 7 and full.hparams["scheduler"] == sched
+    assert full.hparams["distortion"] == LADDER and full.hparams["seed"] == 7
+    layers = [(type(x).__name__, getattr(x, "out_features", getattr(x, "p", None))) for x in full.head]
+    assert layers == [("Linear", 8), ("ReLU", None), ("Dropout", 0.5), ("Linear", 1)]
     bad = [
         (
             {"reduction": "mean"},
