@@ -140,6 +140,7 @@ def test_lr_factor_warmup_cosine_and_none():
     assert f(0, warm=0) == pytest.approx(1.0) and f(6, warm=0) == pytest.approx(_cos(0.5, 0.1))
     # warm-up as long as the run: a span of at least one step (no division by zero)
     assert f(4, total=4) == pytest.approx(1.0) and f(5, total=4) == pytest.approx(0.1)
+    assert f(0, warm=1) == 1.0 and f(1, warm=1) == pytest.approx(1.0)  # a one-step warm-up
     with pytest.raises(ConfigError, match=r"method\.scheduler\.name must be one of .*got 'step'"):
         f(5, name="step")
 
@@ -199,6 +200,9 @@ def test_build_scheduler_defaults():
     opt = torch.optim.SGD([p], lr=1.0)
     assert build_scheduler(opt, name="none") is None
     assert build_scheduler(opt, name="none", warmup_steps=0) is None
+    one = build_scheduler(opt, name="none", warmup_steps=1)
+    assert one is not None and _lrs(one["scheduler"], opt, 2) == pytest.approx([1.0, 1.0])
+    opt = torch.optim.SGD([p], lr=1.0)
     warm = build_scheduler(opt, name="none", warmup_steps=2)
     assert _lrs(warm["scheduler"], opt, 4) == pytest.approx([0.5, 1.0, 1.0, 1.0])
 
@@ -256,6 +260,7 @@ def test_base_defaults_features_and_checkpoint_class():
     ckpt = {}
     m.on_save_checkpoint(ckpt)
     assert ckpt == {"iqa_bench_method": "iqa_bench.methods.arniqa.ARNIQA"}
+    assert PretrainMethod(BACKBONE, ARNIQA_DIST, OPT).seed == 0
     base = PretrainMethod(BACKBONE, ARNIQA_DIST, OPT, seed=5)
     assert base.sample_grid({}) is None and base.seed == 5 and base.sample_format == ""
     with pytest.raises(NotImplementedError):
@@ -559,7 +564,8 @@ def test_overlap_offsets_transpose():
     swapped = (half != plain).any(dim=1)
     assert torch.equal(half[swapped], plain[swapped].flip(1)) and torch.equal(half[~swapped], plain[~swapped])
     assert 0.35 < swapped.float().mean() < 0.65
-    assert bool((plain[:, 1] == 0).any())  # x starts at 0 (the lower bound is clamped at 0, not 1)
+    # x starts at 0 (the lower bound is clamped at 0, not 1), also where the upper bound is far from 0
+    assert bool(((plain[:, 1] == 0) & (plain[:, 0] <= 32)).any())
     torch.manual_seed(123)  # every draw comes from the given generator, none from the global one
     again = overlap_offsets(300, 40, torch.Generator().manual_seed(0), cpu, transpose_prob=0.5)
     assert torch.equal(again, half)
@@ -588,6 +594,10 @@ def test_reiqa_defaults_and_hyperparameters():
     )
     assert hp["intra_image_negatives"] is False and hp["projector_hidden_dim"] is None
     assert hp["projector_out_dim"] == 128 and hp["seed"] == 0 and hp["distortion"] == ARNIQA_DIST
+    assert hp["backbone"] == BACKBONE and hp["optimizer"] == OPT and hp["scheduler"] is None
+    sched = {"name": "cosine", "total_steps": 3}
+    with_sched = ReIQA(BACKBONE, ARNIQA_DIST, OPT, sched, n_aug=1, queue_size=4)
+    assert with_sched.scheduler_cfg == sched and with_sched.hparams["scheduler"] == sched
     s = _reiqa(
         temperature=0.3,
         momentum=0.5,
@@ -649,8 +659,13 @@ def test_reiqa_check_boundaries_and_samplers():
     assert ReIQA(BACKBONE, chunk, OPT, n_aug=3).n_aug == 3
     with pytest.raises(ConfigError, match=r"^method\.n_aug=4 exceeds distortion\.n_aug=3$"):
         ReIQA(BACKBONE, chunk, OPT, n_aug=4)
-    with pytest.raises(ConfigError, match=r"method\.content_encoder\.weights: set it"):
+    msg = (
+        "method.content_encoder.weights: set it to the content encoder's weights file (an ImageNet MoCo-v2 "
+        "ResNet-50 checkpoint), or drop the content encoder with method.content_encoder=null"
+    )
+    with pytest.raises(ConfigError) as err:
         _reiqa(content_encoder={"name": "tiny", "weights": "???"})
+    assert str(err.value) == msg
     with pytest.raises(ConfigError, match=r"method\.content_encoder\.weights: set it"):
         _reiqa(content_encoder={"name": "tiny", "weights": ""})
     c = _reiqa(content_encoder=OmegaConf.create({"name": "tiny", "widths": [4, 4, 4, 8]}))
@@ -663,7 +678,10 @@ def test_reiqa_check_boundaries_and_samplers():
 
 
 def test_reiqa_chunk_plan_versions():
-    m = _reiqa(n_aug=3)
+    from iqa_bench.methods.reiqa import ReIQA
+
+    two_steps = dict(ARNIQA_DIST, max_distortions=2, names=["brighten", "darken", "jpeg"])
+    m = ReIQA(BACKBONE, two_steps, OPT, n_aug=3, queue_size=4)
     plan = m.chunk_plan(2, torch.Generator().manual_seed(5), torch.device("cpu"))
     drawn = m.sampler.sample(6, generator=torch.Generator().manual_seed(5), device=torch.device("cpu"))
     types, levels = plan.type_ids.view(2, 4, -1), plan.levels.view(2, 4, -1)
@@ -671,7 +689,8 @@ def test_reiqa_chunk_plan_versions():
     assert bool((types[:, 0] == -1).all()) and bool((levels[:, 0] == 0).all())  # version 0 pristine
     assert torch.equal(types[:, 1:], drawn.type_ids.view(2, 3, -1))
     assert torch.equal(levels[:, 1:], drawn.levels.view(2, 3, -1))
-    np_ = _reiqa(n_aug=3, include_pristine=False).chunk_plan(
+    assert types.shape[-1] == 2
+    np_ = ReIQA(BACKBONE, two_steps, OPT, n_aug=3, include_pristine=False, queue_size=4).chunk_plan(
         2, torch.Generator().manual_seed(5), torch.device("cpu")
     )
     assert torch.equal(np_.type_ids, drawn.type_ids) and torch.equal(np_.levels, drawn.levels)
@@ -835,6 +854,10 @@ def test_arniqa_defaults_embedding_and_captions():
     assert m.projector[2].out_features == 128 and m.hparams["projector_out_dim"] == 128
     assert m.hparams["projector_hidden_dim"] is None and m.hparams["distortion"] == ARNIQA_DIST
     assert m.hparams["optimizer"] == OPT and m.hparams["seed"] == 0 and m.hparams["scheduler"] is None
+    assert m.hparams["backbone"] == BACKBONE
+    sched = {"name": "cosine", "total_steps": 3}
+    with_sched = _arniqa(scheduler=sched)
+    assert with_sched.scheduler_cfg == sched and with_sched.hparams["scheduler"] == sched
     s = _arniqa(projector_hidden_dim=12, projector_out_dim=5, temperature=0.5, seed=4)
     assert s.projector[0].out_features == 12 and s.projector[2].out_features == 5 and s.temperature == 0.5
     assert s.hparams["projector_hidden_dim"] == 12 and s.hparams["seed"] == 4
@@ -917,8 +940,9 @@ def test_reiqa_batches_draw_only_from_the_step_generator():
 
     chunk = {"_target_": "iqa_bench.distortions.ReIQASampler", "n_aug": 2}
     chunk["names"] = ["imdarken", "imbrighten", "imnoisegauss"]
+    noisy = dict(ARNIQA_DIST, names=["whitenoise"])
     for m in (
-        _reiqa(offset_transpose_prob=0.5),
+        ReIQA(BACKBONE, noisy, OPT, n_aug=2, queue_size=8, offset_transpose_prob=0.5),
         ReIQA(BACKBONE, chunk, OPT, queue_size=8, offset_transpose_prob=0.5),
         _reiqa(n_aug=0),
     ):
