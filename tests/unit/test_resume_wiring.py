@@ -354,3 +354,176 @@ def test_train_resumes_from_the_run_folder_and_keeps_the_old_metrics(compose_cfg
     (run_dir / "metrics.csv").write_text("step\n2\n")
     train(compose_cfg(["experiment=smoke", "logger=csv", "resume=false"]))
     assert stub_fit["ckpt_path"] is None and stub_fit["metrics"] == ["metrics.1.csv", "metrics.csv"]
+
+
+class _PlainLogger:
+    """A logger with exactly the methods `train` looks for (no catch-all attribute)."""
+
+    def __init__(self) -> None:
+        self.hyperparams, self.tables = [], []
+
+    def log_hyperparams(self, params) -> None:
+        self.hyperparams.append(params)
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_table(self, **kwargs) -> None:
+        self.tables.append(kwargs)
+
+    def save(self) -> None:
+        pass
+
+    def finalize(self, status) -> None:
+        pass
+
+
+class _FakeTrainer:
+    def __init__(self, **kwargs) -> None:
+        self.kwargs, self.fits, self.global_step, self.saved = kwargs, [], 5, []
+
+    def save_checkpoint(self, path, weights_only=None) -> None:
+        self.saved.append(path)
+
+    def fit(self, method, datamodule=None, ckpt_path=None) -> None:
+        self.fits.append((method, datamodule, ckpt_path))
+
+
+class _FakeEvaluator:
+    def __init__(self) -> None:
+        self.calls = []
+
+    def run(self, encoders, eval_sets, device=None):
+        self.calls.append((dict(encoders), eval_sets, device))
+        return [
+            {
+                "encoder": name,
+                "split": "median",
+                "dataset": "d",
+                "srcc": 0.5,
+                "plcc": 0.4,
+                "krcc": 0.3,
+                "alpha": 1.0,
+            }
+            for name in encoders
+        ]
+
+
+class _Encoder:
+    device = "cpu"
+
+    def __init__(self) -> None:
+        self.moved_to = None
+
+    def eval(self):
+        return self
+
+    def to(self, device):
+        self.moved_to = device
+        return self
+
+
+def _fit_setup(monkeypatch, tmp_path, **cfg_extra):
+    import iqa_bench.train as train_mod
+
+    made = {}
+
+    def fake_instantiate(c, **kwargs):
+        if c._target_ == "trainer":
+            made["trainer"] = _FakeTrainer(**kwargs)
+            return made["trainer"]
+        if c._target_.endswith("Evaluator"):
+            made["evaluator"] = _FakeEvaluator()
+            return made["evaluator"]
+        if c._target_ == "ckpt":
+            from lightning.pytorch.callbacks import ModelCheckpoint
+
+            return ModelCheckpoint(dirpath=tmp_path / "checkpoints")
+        return f"callback {c._target_}"
+
+    monkeypatch.setattr(train_mod, "instantiate", fake_instantiate)
+    monkeypatch.setattr(train_mod, "is_terminal", lambda: False)
+    cfg = OmegaConf.create(
+        {
+            "method_name": "m",
+            "backbone": {"name": "tiny"},
+            "seed": 4,
+            "callbacks": {"a": {"_target_": "cb"}, "off": None},
+            "trainer": {"_target_": "trainer", "enable_progress_bar": True},
+            "evaluator": {"_target_": "iqa_bench.eval.runner.RidgeEvaluator"},
+            "lr": "${seed}",
+            **cfg_extra,
+        }
+    )
+    return train_mod, cfg, made
+
+
+def test_fit_and_evaluate_hands_the_checkpoint_to_the_trainer(monkeypatch, tmp_path, capsys):
+    from iqa_bench.utils.progress import PlainProgressBar
+
+    train_mod, cfg, made = _fit_setup(monkeypatch, tmp_path, progress_every_s=7)
+    method, base, logger, plain = _Encoder(), _Encoder(), _Recorder(), _PlainLogger()
+    cfg.callbacks.ckpt = {"_target_": "ckpt"}
+    rows, checkpoint = train_mod._fit_and_evaluate(
+        cfg, tmp_path, method, {"init=random": base}, "dm", {"d": "set"}, [logger, plain], "/ck/last.ckpt"
+    )
+    trainer = made["trainer"]
+    assert trainer.fits == [(method, "dm", "/ck/last.ckpt")]
+    out = capsys.readouterr().out
+    assert "Resuming from /ck/last.ckpt\n" in out
+    assert "Evaluation (RidgeEvaluator; median over splits):" in out
+    callbacks = trainer.kwargs["callbacks"]
+    assert callbacks[0] == "callback cb" and len(callbacks) == 3
+    assert isinstance(callbacks[2], PlainProgressBar) and callbacks[2].every_s == 7.0
+    assert trainer.kwargs["logger"] == [logger, plain]
+    final = str(tmp_path / "checkpoints" / "last.ckpt")  # the final weights, written after fit
+    assert trainer.saved == [final] and checkpoint == final
+    assert plain.hyperparams == [
+        OmegaConf.to_container(cfg, resolve=True)
+    ]  # a real attribute, not a stand-in
+    assert plain.tables and plain.tables[0]["key"] == "eval/results"
+    assert logger.calls[0] == ("log_hyperparams", (OmegaConf.to_container(cfg, resolve=True),), {})
+    assert logger.calls[0][1][0]["lr"] == 4
+    encoders, sets, device = made["evaluator"].calls[0]
+    assert (
+        encoders == {"pretrained": method, "init=random": base} and sets == {"d": "set"} and device == "cpu"
+    )
+    assert base.moved_to == "cpu"
+    assert [(r["ckpt"], r["method"], r["backbone"], r["seed"]) for r in rows] == [
+        ("pretrained", "m", "tiny", 4),
+        ("init=random", "m", "tiny", 4),
+    ]
+    assert (
+        "log_metrics",
+        (
+            {
+                "eval/d/pretrained/srcc": 0.5,
+                "eval/d/pretrained/plcc": 0.4,
+                "eval/d/pretrained/krcc": 0.3,
+                "eval/d/init=random/srcc": 0.5,
+                "eval/d/init=random/plcc": 0.4,
+                "eval/d/init=random/krcc": 0.3,
+            },
+        ),
+        {"step": 5},
+    ) in logger.calls
+    import json
+
+    meta = json.loads((tmp_path / "results.json").read_text())["meta"]
+    assert meta["ckpt"] == "pretrained" and meta["run_dir"] == str(tmp_path) and meta["config"]["lr"] == 4
+    assert meta["checkpoint"] == final
+    assert (tmp_path / "results.csv").read_text().count("\n") == 3
+
+
+def test_fit_and_evaluate_fresh_run_without_eval_sets(monkeypatch, tmp_path, capsys):
+    train_mod, cfg, made = _fit_setup(monkeypatch, tmp_path)
+    cfg.trainer.enable_progress_bar = False
+    rows, checkpoint = train_mod._fit_and_evaluate(cfg, tmp_path, _Encoder(), {}, "dm", {}, [], None)
+    assert made["trainer"].fits[0][2] is None and made["trainer"].kwargs["logger"] is False
+    assert made["trainer"].kwargs["callbacks"] == ["callback cb"]  # no progress lines without a bar
+    assert made["evaluator"].calls == [] and rows == [] and checkpoint is None
+    out = capsys.readouterr().out
+    assert "Resuming" not in out and "Evaluation" not in out
+    del cfg.trainer.enable_progress_bar  # the bar is on by default; progress_every_s defaults to 30 s
+    train_mod._fit_and_evaluate(cfg, tmp_path, _Encoder(), {}, "dm", {}, [], None)
+    assert made["trainer"].kwargs["callbacks"][1].every_s == 30.0
