@@ -17,6 +17,9 @@ def test_hand_built_model_predicts_from_its_arrays():
     assert type(m.intercept_) is float and type(m.alpha) is float and m.alpha == 3.0
     X = np.array([[3.0, 2.0], [1.0, 1.0]])
     np.testing.assert_allclose(m.predict(X), [(2 / 2) * 1 + (1 / 0.5) * -2 + 0.5, 0.5])
+    ints = RidgeModel(coef_=[1, 2], intercept_=1, mean_=[0, 1], scale_=[1, 2], alpha=1)  # integers: float64
+    assert ints.coef_.dtype == ints.mean_.dtype == ints.scale_.dtype == np.float64
+    np.testing.assert_allclose(ints.predict(np.array([[1.0, 2.0]])), [1 + 2 * 0.5 + 1])
     one = RidgeModel(coef_=2.0, intercept_=0, mean_=0.0, scale_=1.0, alpha=1)  # scalars: one feature
     assert one.n_features == 1 and one.predict([[3.0]]).tolist() == [6.0]
 

@@ -77,6 +77,7 @@ def test_checkpoint_problem_refuses_foreign_files(tmp_path):
 def test_reason_is_the_type_and_first_sentence():
     assert _reason(ValueError("bad zip. more detail\nsecond line")) == "ValueError: bad zip"
     assert _reason(EOFError()) == "EOFError"
+    assert _reason(ValueError("MAX")) == "ValueError: MAX"  # only the empty message's ": " is dropped
     assert _reason(OSError("x" * 300)) == "OSError: " + "x" * 160
     assert _reason(RuntimeError("\n  first line  \nnext")) == "RuntimeError: first line"
 
