@@ -43,6 +43,7 @@ def test_checkpoint_problem_verdicts(tmp_path):
     cut = _save(tmp_path / "cut.ckpt")
     cut.write_bytes(cut.read_bytes()[:200])
     assert checkpoint_problem(cut).startswith("damaged or truncated (")
+    assert "Error: " in checkpoint_problem(cut)  # names the exception and its message
     _save(tmp_path / "nan.ckpt", value=float("nan"))
     assert checkpoint_problem(tmp_path / "nan.ckpt") == "non-finite weights (w)"
     torch.save(
