@@ -334,6 +334,8 @@ def stub_fit(monkeypatch):
         seen.update(
             ckpt_path=ckpt_path, run_dir=run_dir, metrics=sorted(p.name for p in run_dir.glob("metrics*"))
         )
+        seen.update(cfg=cfg, method=method, baselines=baselines, datamodule=datamodule, eval_sets=eval_sets)
+        seen.update(loggers=loggers)
         return [{"split": "median"}], "final.ckpt"
 
     monkeypatch.setattr(train_mod, "_fit_and_evaluate", fake)
@@ -347,6 +349,10 @@ def test_train_resumes_from_the_run_folder_and_keeps_the_old_metrics(compose_cfg
     run_dir = Path(cfg.paths.output_dir)
     out = train(cfg)
     assert stub_fit["ckpt_path"] is None and stub_fit["metrics"] == []
+    assert stub_fit["cfg"] is cfg and stub_fit["method"].sample_format == "arniqa_pairs"
+    assert list(stub_fit["baselines"]) == ["init=random"] and stub_fit["datamodule"] is not None
+    assert isinstance(stub_fit["eval_sets"], dict) and stub_fit["eval_sets"]
+    assert [type(lg).__name__ for lg in stub_fit["loggers"]] == ["CSVLogger"]
     assert out == {"run_dir": run_dir, "rows": [{"split": "median"}], "checkpoint": "final.ckpt"}
     assert f"Run directory: {run_dir}" in capsys.readouterr().out
     last = _save(run_dir / "checkpoints" / "last.ckpt")
