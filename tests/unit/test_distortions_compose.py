@@ -78,7 +78,10 @@ def fresh_pool():
 
 def test_pooled_composition_equals_the_in_process_one(monkeypatch, fresh_pool):
     g = torch.Generator().manual_seed(0)
-    x = torch.nn.functional.interpolate(torch.rand(5, 3, 8, 8, generator=g), size=(48, 48), mode="bilinear")
+    smooth = torch.nn.functional.interpolate(
+        torch.rand(5, 3, 8, 8, generator=g), size=(48, 48), mode="bilinear"
+    )
+    x = 0.7 * smooth + 0.3 * torch.rand(5, 3, 48, 48, generator=g)  # texture: every JPEG 2000 level differs
     plan = _plan(
         [
             ["jpeg2000", "gaublur"],
@@ -143,3 +146,22 @@ def test_fused_lab_conversions_equal_kornias():
     unclipped = lab_to_rgb(wild, clip=False)
     assert torch.allclose(unclipped, kornia.color.lab_to_rgb(wild, clip=False), atol=1e-5, rtol=0)
     assert unclipped.min() < 0 or unclipped.max() > 1
+
+
+def test_a_composition_starts_jpeg2000_through_the_deferred_path(monkeypatch, fresh_pool):
+    """The overlap only happens if apply_plan hands JPEG 2000 to its deferred start (same output either way)."""
+    started: list[tuple[int, list[float]]] = []
+    real = transform._DEFERRED["jpeg2000"]
+
+    def spy(x, params):
+        started.append((x.shape[0], params.tolist()))
+        return real(x, params)
+
+    monkeypatch.setitem(transform._DEFERRED, "jpeg2000", spy)
+    monkeypatch.setenv(codec_pool.ENV, "0")
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    plan = _plan([["jpeg2000"], ["gaublur", "jpeg2000"], ["jpeg2000"]])
+    out = distortions.apply_plan(x, plan)
+    level3 = float(transform._PARAMS[distortions.names().index("jpeg2000"), 2])
+    assert started == [(2, [level3, level3]), (1, [level3])]  # column 0: rows 0 and 2; column 1: row 1
+    assert torch.equal(out[0], distortions.apply("jpeg2000", x[:1], 3)[0])
