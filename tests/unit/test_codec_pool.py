@@ -182,3 +182,31 @@ def test_workers_start_without_importing_the_main_module(tmp_path):
     loaded, main_file = res.stdout.strip().splitlines()[-2:]
     assert loaded == "[()]"  # no worker imported torch, lightning or hydra
     assert main_file == str(script)  # the main module's __file__ is back after the pool started
+
+
+def test_workers_end_when_their_parent_dies_without_shutting_them_down(tmp_path):
+    """A hard exit (os._exit after SIGTERM's grace period, SIGKILL) must not leave codec workers behind: they would
+    hold the parent's stdout/stderr open, so whoever waits for the output (a scheduler, a test) waits forever."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "entry.py"
+    script.write_text(
+        "import os\n"
+        "from iqa_bench.utils import codec_pool\n"
+        "if __name__ == '__main__':\n"
+        "    print(sorted(codec_pool.worker_pids(8) if codec_pool._get_pool(2) else []), flush=True)\n"
+        "    os._exit(143)\n"
+    )
+    env = {**os.environ, "IQA_CODEC_WORKERS": "2"}
+    t0 = time.time()
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert res.returncode == 143, res.stderr
+    pids = [int(p) for p in res.stdout.strip().strip("[]").split(",")]
+    assert len(pids) == 2 and time.time() - t0 < 30  # the pipes closed: the workers did not keep them open
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{p}") for p in pids)

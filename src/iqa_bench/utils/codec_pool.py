@@ -129,11 +129,53 @@ def _get_pool(n: int) -> ProcessPoolExecutor:
     if _pool is None or _pool_size != n:
         _shutdown()
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        _pool, _pool_size = ProcessPoolExecutor(n, mp_context=mp.get_context(method)), n
+        _pool = ProcessPoolExecutor(
+            n, mp_context=mp.get_context(method), initializer=_exit_with_parent, initargs=(os.getpid(),)
+        )
+        _pool_size = n
         _pool_owner = os.getpid()
         with _main_module_hidden():
             worker_pids(2 * n)  # start every worker now and wait for them
     return _pool
+
+
+def _process_state(pid: int) -> tuple[str, str] | None:
+    """``(state, start time)`` of process ``pid`` from /proc (Linux), ``None`` if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], fields[19]
+
+
+def _exit_with_parent(owner: int, every_s: float = 0.5) -> None:
+    """Worker initializer: a daemon thread ends this worker once ``owner`` (the process that started the pool) has
+    exited. A training process that exits without shutting the pool down (``os._exit``, SIGKILL, the hard exit
+    after SIGTERM) would otherwise leave its workers (and their forkserver) behind, holding its stdout/stderr open.
+    Where /proc is missing, it checks that a process with that id still exists."""
+    import threading
+
+    first = _process_state(owner)
+
+    def gone() -> bool:
+        if first is None:  # no /proc: best effort
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+            return False
+        now = _process_state(owner)
+        return now is None or now[0] == "Z" or now[1] != first[1]  # exited (zombie) or the id was reused
+
+    def watch() -> None:
+        while not gone():
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="codec-owner-watch", daemon=True).start()
 
 
 @contextlib.contextmanager
