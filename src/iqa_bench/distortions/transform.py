@@ -28,7 +28,8 @@ CPU_CHUNK = 8
 # Ops dominated by a sequential loop over small steps rather than by full-image intermediates prefer big chunks.
 # jpeg2000 codes small uint8 images in worker processes: give them the whole batch at once.
 _CPU_CHUNK_BY_OP = {"noneccpatch": 64, "jpeg2000": 1024}
-# Ops started in every column before the others and finished at its end (CPU codecs in worker processes).
+# Ops started in every column before the others and finished just before a later step reads their rows (CPU
+# codecs in worker processes).
 _DEFERRED: dict[str, Callable[[Tensor, Tensor], Callable[[], Tensor]]] = {"jpeg2000": jpeg2000_start}
 _FIRST = frozenset(i for i, spec in enumerate(_SPECS) if spec.name in _DEFERRED)
 # (24, 5) float64 parameter table, row = type id, column = level - 1
@@ -95,7 +96,7 @@ def _run_inplace(
     """Replace ``x[rows]`` by op ``type_index`` applied at CPU ``levels`` (one per row), chunked on the CPU.
 
     A deferred op (JPEG 2000, coded in worker processes) only starts here and returns ``finish()``, which writes
-    its rows; :func:`compose_steps` calls it at the end of the column, after the other ops of the column ran.
+    its rows; :func:`compose_steps` calls it just before a later call touches one of those rows, or at the end.
     """
     start = _DEFERRED.get(_SPECS[type_index].name)
     if start is not None:
@@ -204,8 +205,9 @@ def compose_steps(
     ``finish()`` that does so (work in flight elsewhere, e.g. in codec worker processes), called just before a
     later call touches one of those rows, or at the end. Types in ``first`` run first in every column, the rest
     in increasing id. Every row still goes through its own steps in order, so neither the order within a column
-    nor the deferral changes the result (the ops in ``first`` must not draw from ``generator``). Validates the ids (in ``-1..num_types-1``) and levels (1..5 on real steps); computes in
-    float32 outside autocast; returns the input's dtype."""
+    nor the deferral changes the result (the ops in ``first`` must not draw from ``generator``). Validates the ids
+    (in ``-1..num_types-1``) and levels (1..5 on real steps); computes in float32 outside autocast; returns the
+    input's dtype."""
     types = type_ids.detach().cpu()
     levels = levels.detach().cpu()
     real = types >= 0
