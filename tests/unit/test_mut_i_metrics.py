@@ -47,6 +47,10 @@ def test_messages_name_the_argument_and_the_values() -> None:
         srcc([1.0], [1.0])
     with pytest.raises(ValueError, match=re.escape("pred needs at least 3 values, got 2")):
         plcc_logistic([1.0, 2.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match=re.escape("target needs at least 3 values, got 2")):
+        plcc_logistic([1.0, 2.0, 3.0], [1.0, 1.0])  # checked before the constant test
+    with pytest.raises(ValueError, match=re.escape("pred needs at least 3 values, got 2")):
+        plcc_logistic([1.0, 1.0], [1.0, 2.0])
 
 
 def test_vectors_are_float64_and_one_value_is_enough_by_default() -> None:

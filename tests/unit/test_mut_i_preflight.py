@@ -46,6 +46,8 @@ def test_equal_scores_are_refused_by_name_count_and_value() -> None:
         check_protocol_data("set", [2.5] * 4, None, 4, _ev())
     with pytest.raises(UserError, match=re.escape("all 3 scores are equal (-0.125)")):
         check_protocol_data("set", [-0.125] * 3, None, 0, _ev())  # a cross-dataset test set too
+    with pytest.raises(UserError, match=re.escape("set: all 1 scores are equal (7)")):
+        check_protocol_data("set", [7.0], None, 0, _ev())  # a single score
 
 
 def test_scores_only_when_there_are_no_items() -> None:
@@ -121,6 +123,11 @@ def test_official_parts_replace_the_random_check() -> None:
         _check(12, _ev(), parts=parts)  # parts, but the random protocol
     with pytest.raises(UserError, match=re.escape("set: the official split has 0 train and 2 test image(s)")):
         _check(4, _ev(splits="official"), parts=np.array(["val", "val", "test", "test"], dtype=object))
+    # the references reach the official split: one reference cannot give a disjoint validation part
+    carve = np.array(["train"] * 10 + ["test"] * 2, dtype=object)
+    _check(12, _ev(splits="official"), None, carve)
+    with pytest.raises(UserError, match=re.escape("set: cannot carve a validation part")):
+        _check(12, _ev(splits="official"), np.zeros(12, dtype=int), carve)
 
 
 def test_official_split_refusals() -> None:

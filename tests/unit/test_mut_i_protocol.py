@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 from sklearn.linear_model import Ridge
 
+from iqa_bench.errors import UserError
 from iqa_bench.eval.cross import cross_dataset_fit
 from iqa_bench.eval.protocol import (
     DEFAULT_ALPHAS,
@@ -284,3 +285,24 @@ def test_cross_dataset_is_the_metrics_of_the_fit_with_its_signature() -> None:
     sig = inspect.signature(cross_dataset)
     assert list(sig.parameters) == list(inspect.signature(cross_dataset_fit).parameters)
     assert sig.return_annotation == dict[str, dict[str, Any]]
+
+
+@pytest.mark.parametrize("which", ["probe", "cross"])
+def test_solver_and_grid_edge_settings_reach_the_alpha_selection(which: str) -> None:
+    X, y = _linear(n=200, noise=0.01)  # almost noiseless: the smallest alpha of a high grid wins
+
+    def run(**kw: Any) -> Any:
+        if which == "probe":
+            return ridge_probe(X, y, n_splits=2, alphas=[1e3, 1e4, 1e5], **kw)
+        return cross_dataset_fit(X, y, {}, alphas=[1e3, 1e4, 1e5], **kw)
+
+    with pytest.raises(
+        ValueError, match=re.escape("solver must be 'auto', 'exact' or 'lanczos', got 'nope'")
+    ):
+        run(solver="nope")
+    edge = "the best median val SRCC is reached at the smallest alpha 1e+03"
+    with pytest.raises(UserError, match=re.escape("ctx: " + edge)):
+        run(grid_edge="error", context="ctx: ")
+    with pytest.raises(UserError, match=re.escape(edge)):
+        run(grid_edge="widen", max_widen=0)
+    assert run(grid_edge="widen").alpha < 1e3  # widened below the given grid
