@@ -58,7 +58,7 @@ def test_write_results_csv_formats_and_json_keeps_the_values(tmp_path: Path) -> 
     out = write_results(tmp_path / "new" / "run", rows, {"method": "arniqa", "note": "x"})
     assert out == tmp_path / "new" / "run" / "results.csv"
     text = out.read_text()
-    assert text.endswith("\n") and "\r" not in text  # one '\n' per row, no CRLF
+    assert text.endswith("\n") and b"\r" not in out.read_bytes()  # one "\n" per row, no CRLF
     lines = text.splitlines()
     assert lines[0] == ",".join(RESULT_COLUMNS) and len(lines) == 3
     got = list(csv.DictReader(text.splitlines()))
