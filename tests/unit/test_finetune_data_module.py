@@ -47,8 +47,10 @@ class MeanColour(nn.Module):
         super().__init__()
         self.gain = nn.Parameter(torch.ones(3))
         self.bn = nn.BatchNorm1d(3)
+        self.rows: list[int] = []
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows.append(x.shape[0])
         return x.mean(dim=(2, 3)) * self.gain
 
 
@@ -257,11 +259,13 @@ def test_loaders_use_their_part_crop_counts_and_distinct_seeds() -> None:
 
 def test_feature_statistics_of_the_train_images() -> None:
     """on_fit_start sets f_mean / f_std to the mean and population std of the train images' features (uniform
-    images: any crop gives the image's colour), a constant feature gets std 1, and it runs only once."""
+    images: any crop gives the image's colour) from one crop per image, a constant feature gets std 1, and it
+    runs only once."""
     ds = ColourSet()
     ds.colour = lambda i: torch.tensor([10.0 * i, 50.0, 200.0 - 3 * i])  # type: ignore[method-assign]
-    m = _module(ds=ds)
+    m = _module(_ev(batch_size=6), ds=ds)
     m.on_fit_start()
+    assert m.encoder.rows == [6]  # one batch holding one crop of each of the 6 train images
     cols = np.stack([ds.colour(int(i)).numpy() for i in SPLIT["train"]]) / 255.0
     np.testing.assert_allclose(m.f_mean.numpy(), cols.mean(0), rtol=1e-6)
     np.testing.assert_allclose(m.f_std.numpy(), [cols[:, 0].std(), 1.0, cols[:, 2].std()], rtol=1e-5)
@@ -306,14 +310,16 @@ def test_validation_srcc_in_position_order_and_constant_predictions() -> None:
     m._val = [(torch.zeros(1), torch.zeros(1))]
     m.on_validation_epoch_start()
     assert m._val == []
-    preds = {0: 0.3, 1: -1.0, 2: 0.1}
+    preds = {0: 0.03, 1: -0.1, 2: 0.01}  # standardised predictions: a spread well below 1
     m._mean_pred = lambda crops: torch.tensor([preds[int(i)] for i in crops])  # type: ignore[method-assign]
     m.validation_step((torch.tensor([2, 0]), torch.tensor([2, 0])), 0)
     m.validation_step((torch.tensor([1]), torch.tensor([1])), 1)
     m.on_validation_epoch_end()
     target = 1.0 + SPLIT["val"] % 7
-    want = spearmanr([0.3, -1.0, 0.1], target)[0]
-    assert m.val_srcc == pytest.approx(want) and want != pytest.approx(spearmanr([0.1, 0.3, -1.0], target)[0])
+    want = spearmanr([0.03, -0.1, 0.01], target)[0]
+    assert m.val_srcc == pytest.approx(want) and want != pytest.approx(
+        spearmanr([0.01, 0.03, -0.1], target)[0]
+    )
     assert logged["val_srcc"] == (m.val_srcc, {"prog_bar": True})
     m.on_validation_epoch_start()
     preds.update({0: 0.5, 1: 0.5, 2: 0.5})
