@@ -8,6 +8,8 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +147,28 @@ def test_dataset_fingerprint_follows_what_makes_the_images(tmp_path) -> None:
     assert dataset_fingerprint(longer) != dataset_fingerprint(_DS(n=4, labels=None))
     assert dataset_fingerprint(longer, {"k": 1}) != dataset_fingerprint(longer, {"k": 2})
     assert dataset_fingerprint(longer, {"k": 1}) != dataset_fingerprint(longer)
+    del longer.labels, longer.refs  # a set without these attributes is fingerprinted like one with None
+    assert dataset_fingerprint(longer) == dataset_fingerprint(_DS(n=5, labels=None, refs=None))
+
+
+def test_dataset_fingerprint_reads_name_and_type_through_attributes() -> None:
+    class Named(_DS):
+        """The name as a property (not an instance attribute, so not among the simple attributes)."""
+
+        @property
+        def name(self) -> str:  # type: ignore[override]
+            return self._n
+
+        @name.setter
+        def name(self, value: str) -> None:
+            self._n = value
+
+    assert dataset_fingerprint(Named(name="x")) != dataset_fingerprint(Named(name="y"))
+    nameless = _DS()
+    del nameless.name
+    assert dataset_fingerprint(nameless) != dataset_fingerprint(_DS())
+    elsewhere = type("_DS", (_DS,), {"__module__": "elsewhere"})  # same qualified name, another module
+    assert dataset_fingerprint(elsewhere()) != dataset_fingerprint(_DS())
 
 
 def test_dataset_fingerprint_follows_image_files(tmp_path) -> None:
@@ -163,6 +187,28 @@ def test_dataset_fingerprint_follows_image_files(tmp_path) -> None:
     assert dataset_fingerprint(_DS(n=2, labels=["x", "y"], paths=[str(f0), str(f1)])) != dataset_fingerprint(
         _DS(n=2, labels=["x", "y"], paths=[str(f1), str(f0)])
     )
+
+
+_PLAIN_SET = """
+import numpy as np
+class D:
+    __module__, __qualname__ = "sets", "D"
+    def __init__(self):
+        self.name, self.labels, self.refs, self.seed = "d", ["a", "b"], None, 0
+    def __len__(self):
+        return 2
+"""
+
+
+def test_dataset_fingerprint_is_the_same_in_another_process() -> None:
+    """A cache on disk is only useful if a later run computes the same key (nothing hashed by address)."""
+    code = (
+        _PLAIN_SET + "from iqa_bench.eval.cache import dataset_fingerprint\nprint(dataset_fingerprint(D()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    scope: dict[str, Any] = {}
+    exec(_PLAIN_SET, scope)  # the same class here
+    assert out.strip() == dataset_fingerprint(scope["D"]())
 
 
 # ---------------------------------------------------------------------------------------------- entries

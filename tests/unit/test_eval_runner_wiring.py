@@ -306,11 +306,11 @@ def test_scores_are_checked_again_after_exclusion_and_probe_errors_name_the_set(
 
 
 # ------------------------------------------------------------------------------------------------ cross mode
-def test_cross_dataset_settings_groups_and_item_mapping(monkeypatch) -> None:
+def test_cross_dataset_settings_groups_and_item_mapping(monkeypatch, tmp_path) -> None:
     seen: list[dict[str, Any]] = []
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs)
+        seen.append({"args": args, **kwargs})
         return cross_dataset_fit(*args, **kwargs)
 
     monkeypatch.setattr(runner_mod, "cross_dataset_fit", spy)
@@ -318,15 +318,20 @@ def test_cross_dataset_settings_groups_and_item_mapping(monkeypatch) -> None:
         "a": _Set("a", n_refs=10, per_ref=4, failed=(0,)),
         "b": _Set("b", n_refs=2, per_ref=2, seed=1, failed=(1,)),
     }
-    kw = dict(val_fraction=0.25, seed=3, standardize=False)
+    kw = dict(val_fraction=0.25, seed=3, cache_dir=str(tmp_path))
     ev = RidgeEvaluator(scales=(1.0,), num_alphas=4, grid_edge="warn", max_widen=5, train_on="a", **kw)  # type: ignore[arg-type]
-    rows = ev.run({"m": _Enc()}, sets)  # "b" (4 images) is too small for splits: only its scores are checked
+    # "b" (4 images) is too small for splits: only its scores are checked
+    rows = ev.run({"m": _Enc()}, sets, encoder_keys={"m": "k"}, dataset_keys={"a": "ka", "b": "kb"})
+    for dk in ("ka", "kb"):  # both sets' features cached under the given keys
+        assert FeatureCache(tmp_path).path(FeatureCache(tmp_path).key("k", dk, (1.0,), None)).is_file()
     assert [
-        (r["dataset"], r["train_on"], r["protocol"], r["split"], r["n_train"], r["n_excluded"]) for r in rows
-    ] == [("b", "a", "ridge_cross", "full", 39, 1)]
+        (r["encoder"], r["dataset"], r["train_on"], r["protocol"], r["split"], r["n_train"], r["n_excluded"])
+        for r in rows
+    ] == [("m", "b", "a", "ridge_cross", "full", 39, 1)]
     s = seen[0]
     assert s["train_groups"].tolist() == sets["a"].refs[1:].tolist() and s["train_item_ids"] is None
-    assert (s["grid_edge"], s["max_widen"], s["context"]) == ("warn", 5, "a/m: ")
+    assert (s["grid_edge"], s["max_widen"], s["context"], s["standardize"]) == ("warn", 5, "a/m: ", True)
+    assert s["args"][3].tolist() == np.geomspace(1e-3, 1e3, 4).tolist() and s["args"][4:] == (0.25, 3)
     x = {n: extract_features({"m": _Enc()}, ds, scales=(1.0,))[0]["m"] for n, ds in sets.items()}
     keep_a, keep_b = np.arange(1, 40), np.array([0, 2, 3])
     ref = cross_dataset_fit(
@@ -337,19 +342,20 @@ def test_cross_dataset_settings_groups_and_item_mapping(monkeypatch) -> None:
         0.25,
         3,
         train_groups=sets["a"].refs[keep_a],
-        standardize=False,
         grid_edge="warn",
     )
     assert rows[0]["srcc"] == pytest.approx(ref.metrics["b"]["srcc"], abs=1e-12)
     assert rows[0]["alpha"] == ref.alpha
     pred = ev.predictions[("m", "b")]
-    assert (
-        pred["item"] == [0, 2, 3] and pred["split"] == ["full"] * 3
-    )  # rows mapped back past the excluded one
+    # rows mapped back past the excluded one
+    assert pred["item"] == [0, 2, 3] and pred["split"] == ["full"] * 3
     assert pred["label"] == ["b_0", "b_2", "b_3"]
     np.testing.assert_allclose(pred["mos"], sets["b"].scores[[0, 2, 3]])
     np.testing.assert_allclose(pred["pred"], ref.predictions["b"][1], rtol=1e-9)
     assert set(ev.regressors) == {("m", "a")}
+    np.testing.assert_allclose(
+        ev.regressors[("m", "a")].predict(x["b"]), ref.model.predict(x["b"]), rtol=1e-9
+    )
 
 
 def test_cross_dataset_with_crops_passes_item_ids_and_test_on_defaults(monkeypatch) -> None:
@@ -361,7 +367,7 @@ def test_cross_dataset_with_crops_passes_item_ids_and_test_on_defaults(monkeypat
 
     monkeypatch.setattr(runner_mod, "cross_dataset_fit", spy)
     sets = {
-        "a": _Set("a", n_refs=10, per_ref=2),
+        "a": _Set("a", n_refs=10, per_ref=2, refs=False),  # no references: the held-out part is by image
         "b": _Set("b", n_refs=3, per_ref=2, seed=1),
         "c": _Set("c", seed=2),
     }
@@ -371,6 +377,7 @@ def test_cross_dataset_with_crops_passes_item_ids_and_test_on_defaults(monkeypat
     rows = ev.run({"m": _Enc()}, sets)
     assert [r["dataset"] for r in rows] == ["b", "c"] and ev.regressors == {}
     assert seen[0]["train_item_ids"].tolist() == np.repeat(np.arange(20), 5).tolist()
+    assert seen[0]["train_groups"] is None
     assert seen[0]["test_sets"]["b"][2].tolist() == np.repeat(np.arange(6), 5).tolist()
     assert ev.predictions[("m", "b")]["item"] == list(range(6))
     assert rows[0]["n_train"] == 20 and rows[0]["n_test"] == 6
