@@ -123,6 +123,12 @@ def test_simple_attrs_keep_plain_values_only() -> None:
     got = _simple_attrs(ds)
     assert got == {"flag": True, "levels": [1, 2], "name": "d", "pair": (1, "a"), "ratio": 0.5, "seed": 3}
     assert list(got) == sorted(got)
+    ds.scores, ds.refs, ds.labels = (
+        [1.0, 2.0],
+        [0, 0],
+        ["a", "b"],
+    )  # plain lists, hashed elsewhere or not at all
+    assert _simple_attrs(ds) == got
 
 
 def test_dataset_fingerprint_follows_what_makes_the_images(tmp_path) -> None:
@@ -240,7 +246,14 @@ def test_broken_and_non_finite_entries(tmp_path, caplog) -> None:
     cache.path(key).write_bytes(b"junk")
     with caplog.at_level(logging.WARNING, logger="iqa_bench.eval.cache"):
         assert cache.load_entry(key) is None
-    assert f"ignoring unreadable feature cache {cache.path(key)}" in caplog.text
+    (record,) = caplog.records
+    assert record.getMessage().startswith(f"ignoring unreadable feature cache {cache.path(key)} (")
+    assert isinstance(record.args[1], Exception)  # the reason is printed
+    with cache.path(key).open("wb") as fh:  # pickled objects are never unpickled from the cache
+        np.savez(fh, features=np.array([[{"x": 1}]], dtype=object), item_ids=np.arange(1))
+    assert cache.load_entry(key) is None
+    cache.save(key, np.arange(4.0), np.arange(4), {})  # not a (rows, dims) table: returned as stored
+    assert cache.load_entry(key)[0].tolist() == [0.0, 1.0, 2.0, 3.0]
     feats = np.ones((5, 3), np.float32)
     feats[3, 2], feats[4, 0] = np.inf, np.nan
     cache.save(key, feats, np.arange(5), {})
