@@ -327,7 +327,9 @@ def test_fit_and_evaluate_fresh_run_without_eval_sets(monkeypatch, tmp_path, cap
     rows, checkpoint = train_mod._fit_and_evaluate(cfg, tmp_path, _Encoder(), {}, "dm", {}, [], None)
     assert made["trainer"].fits[0][2] is None and made["trainer"].kwargs["logger"] is False
     assert made["trainer"].kwargs["callbacks"] == ["callback cb"]  # no progress lines without a bar
-    assert "evaluator" not in made and rows == [] and checkpoint is None  # no sets: no evaluator is even built
+    assert (
+        "evaluator" not in made and rows == [] and checkpoint is None
+    )  # no sets: no evaluator is even built
     out = capsys.readouterr().out
     assert "Resuming" not in out and "Evaluation" not in out
     del cfg.trainer.enable_progress_bar  # the bar is on by default; progress_every_s defaults to 30 s
