@@ -97,7 +97,7 @@ def items_of(y: np.ndarray, groups: Any, item_ids: Any) -> Items:
     if bad.size:
         raise ValueError(
             f"scores must be equal on all rows of an item; row {int(bad[0])} differs (item "
-            f"{uniq[inv[bad[0]]]!r})"
+            f"{uniq[inv[bad[0]]].item()!r})"
         )
     g_item = None
     if g is not None:
@@ -105,7 +105,7 @@ def items_of(y: np.ndarray, groups: Any, item_ids: Any) -> Items:
         if bad.size:
             raise ValueError(
                 f"groups must be equal on all rows of an item; row {int(bad[0])} differs (item "
-                f"{uniq[inv[bad[0]]]!r})"
+                f"{uniq[inv[bad[0]]].item()!r})"
             )
         g_item = g[first]
     return Items(inv, uniq, y[first], g_item, bool(np.array_equal(inv, np.arange(n))))
