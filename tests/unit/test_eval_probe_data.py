@@ -100,6 +100,9 @@ def test_items_of_messages() -> None:
     with pytest.raises(ValueError) as err:
         items_of(np.ones(4), np.array([0, 0, 1, 0]), np.array([5, 6, 6, 5]))
     assert str(err.value) == "groups must be equal on all rows of an item; row 2 differs (item 6)"
+    with pytest.raises(ValueError) as err:  # ids held as Python objects (e.g. a list mixing str subclasses)
+        items_of(np.array([1.0, 1.0, 2.0, 3.0]), None, np.array(["a", "b", "a", "b"], dtype=object))
+    assert str(err.value) == "scores must be equal on all rows of an item; row 2 differs (item 'a')"
 
 
 def test_check_splits_sorts_and_refuses_bad_parts() -> None:

@@ -77,6 +77,11 @@ class Items:
         return np.add.reduceat(pred_rows[..., order], starts, axis=-1) / counts
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (messages print `'a'`, not `np.str_('a')`); others as they are."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def items_of(y: np.ndarray, groups: Any, item_ids: Any) -> Items:
     n = y.size
     g = None
@@ -97,7 +102,7 @@ def items_of(y: np.ndarray, groups: Any, item_ids: Any) -> Items:
     if bad.size:
         raise ValueError(
             f"scores must be equal on all rows of an item; row {int(bad[0])} differs (item "
-            f"{uniq[inv[bad[0]]].item()!r})"
+            f"{_plain(uniq[inv[bad[0]]])!r})"
         )
     g_item = None
     if g is not None:
@@ -105,7 +110,7 @@ def items_of(y: np.ndarray, groups: Any, item_ids: Any) -> Items:
         if bad.size:
             raise ValueError(
                 f"groups must be equal on all rows of an item; row {int(bad[0])} differs (item "
-                f"{uniq[inv[bad[0]]].item()!r})"
+                f"{_plain(uniq[inv[bad[0]]])!r})"
             )
         g_item = g[first]
     return Items(inv, uniq, y[first], g_item, bool(np.array_equal(inv, np.arange(n))))
