@@ -202,7 +202,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path:
         keep_previous_metrics(run_dir)  # before any logger touches the run dir (the CSV logger deletes it)
     eval_sets = build_eval_sets(cfg)  # fail on bad eval config before training starts
-    if eval_sets and cfg.get("evaluator") is None:  # `~evaluator`: train only, like `data/eval=[]`
+    # `~evaluator`: train only, like `data/eval=[]`. An experiment that tunes evaluator keys leaves them behind
+    # without a `_target_` when the evaluator itself is removed: that is no evaluator either.
+    if eval_sets and "_target_" not in (cfg.get("evaluator") or {}):
         print("No evaluator configured (~evaluator): training without evaluation.", flush=True)
         eval_sets = {}
 
