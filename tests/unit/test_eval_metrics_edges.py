@@ -121,6 +121,15 @@ def test_srcc_rows_shapes_and_sizes() -> None:
     assert np.isnan(out[0]) and out[1] == pytest.approx(1.0) and out.dtype == np.float64
 
 
+def test_srcc_rows_gives_nan_and_empty_results_without_a_warning() -> None:
+    # a constant target is nan before any division, and no rows is an empty result before any mean
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = srcc_rows(np.array([[1.0, 2.0, 3.0], [3.0, 1.0, 2.0]]), np.array([4.0, 4.0, 4.0]))
+        assert out.shape == (2,) and np.isnan(out).all()
+        assert srcc_rows(np.empty((0, 4)), np.array([1.0, 3.0, 2.0, 5.0])).shape == (0,)
+
+
 # ------------------------------------------------------------------------------------------ the logistic
 def test_logistic4_is_the_vqeg_formula() -> None:
     x = np.array([-2.0, 0.0, 0.3, 4.0])
@@ -133,6 +142,12 @@ def test_logistic4_is_the_vqeg_formula() -> None:
         warnings.simplefilter("error")
         assert logistic4([-1.0, 0.3, 1.0], 5.0, 1.0, 0.3, 0.0).tolist() == [1.0, 3.0, 5.0]
     assert logistic4([1, 2], 1.0, 0.0, 0.0, 1.0).dtype == np.float64
+    # float32 input is computed in float64 too (python-float parameters alone would keep float32)
+    x32 = np.array([-2.0, 0.1, 0.3, 4.0], dtype=np.float32)
+    x64 = x32.astype(np.float64)
+    got = logistic4(x32, b1, b2, b3, b4)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, (b1 - b2) / (1.0 + np.exp(-(x64 - b3) / b4)) + b2, rtol=1e-14)
 
 
 @pytest.mark.parametrize("b4", [0.8, -0.8])
@@ -219,6 +234,8 @@ def test_a_worse_fit_than_the_line_keeps_the_line(monkeypatch: pytest.MonkeyPatc
 
 
 def test_three_points_name_the_reason_and_four_points_fit() -> None:
+    with pytest.raises(ValueError, match=re.escape("pred needs at least 3 values, got 2")):
+        logistic4_fit([0.0, 1.0], [0.0, 2.0])
     with pytest.warns(
         LogisticFitWarning, match=re.escape("fit failed (3 points < 4 parameters); using a linear")
     ):
