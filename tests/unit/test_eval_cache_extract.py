@@ -1,0 +1,26 @@
+"""`extract_cached`, continued (see test_eval_cache_wiring.py): a cached entry whose item ids disagree with a fresh
+extraction of the same set is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_eval_cache_wiring import _DS, _Enc
+
+from iqa_bench.eval.cache import FeatureCache, dataset_fingerprint, extract_cached
+
+
+def test_cached_item_ids_that_disagree_with_a_fresh_extraction_are_refused(tmp_path) -> None:
+    ds, cache = _DS(n=3), FeatureCache(tmp_path)
+    key = cache.key("ka", dataset_fingerprint(ds), (1.0,), None)
+    cache.save(key, np.zeros((2, 3), np.float32), np.array([0, 2]), {})  # ends at the last item: a hit
+    with pytest.raises(RuntimeError) as err:  # "b" has no key: extracted, with ids 0, 1, 2
+        extract_cached(
+            {"a": _Enc(), "b": _Enc()},
+            ds,
+            scales=(1.0,),
+            crop_size=None,
+            cache=cache,
+            encoder_keys={"a": "ka"},
+        )
+    assert str(err.value) == "cached item ids disagree with a fresh extraction"
