@@ -1,5 +1,5 @@
 """`extract_cached`, continued (see test_eval_cache_wiring.py): a cached entry whose item ids disagree with a fresh
-extraction of the same set is refused."""
+extraction of the same set is refused; NaN features of a set without labels."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from test_eval_cache_wiring import _DS, _Enc
 
+from iqa_bench.errors import UserError
 from iqa_bench.eval.cache import FeatureCache, dataset_fingerprint, extract_cached
 
 
@@ -24,3 +25,13 @@ def test_cached_item_ids_that_disagree_with_a_fresh_extraction_are_refused(tmp_p
             encoder_keys={"a": "ka"},
         )
     assert str(err.value) == "cached item ids disagree with a fresh extraction"
+
+
+def test_non_finite_features_of_a_set_without_labels_name_the_item_only() -> None:
+    ds = _DS(n=4)
+    del ds.labels
+    with pytest.raises(UserError) as err:
+        extract_cached({"bad": _Enc(np.nan)}, ds, scales=(1.0,), crop_size=None)
+    assert str(err.value) == (
+        "encoder 'bad' produced NaN/inf features on d (2 row(s), first at item 1); check the checkpoint"
+    )
