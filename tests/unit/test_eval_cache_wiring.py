@@ -362,3 +362,34 @@ def test_an_unwritable_cache_only_warns(tmp_path, caplog) -> None:
         feats, ids, _ = _run(_DS(n=3), {"a": _Enc()}, FeatureCache(tmp_path / "file"), {"a": "ka"})
     assert feats["a"].shape == (3, 3) and ids.tolist() == [0, 1, 2]
     assert "features not cached (" in caplog.text and "they will be extracted again next run" in caplog.text
+
+
+def test_extraction_defaults_are_those_of_extract_features(monkeypatch) -> None:
+    """Without them, `extract_cached` uses `extract_features`' batch size, workers, device and progress."""
+    import inspect
+
+    from iqa_bench.eval import features as features_mod
+
+    real, seen = features_mod.extract_features, []
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        seen.append((args, kw))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(features_mod, "extract_features", spy)
+    extract_cached({"a": _Enc()}, _DS(n=3), scales=(1.0,), crop_size=None)
+    ((args, kw),) = seen
+    want = {k: p.default for k, p in inspect.signature(real).parameters.items()}
+    assert args[4:] == (want["batch_size"], want["num_workers"], want["device"])
+    assert kw == {"progress": want["progress"]}
+
+
+def test_cache_hits_are_logged_naming_encoder_set_and_entry(tmp_path, caplog) -> None:
+    cache, nameless = FeatureCache(tmp_path), _DS(n=3)
+    del nameless.name
+    for ds, shown in ((_DS(n=3), "d"), (nameless, "?")):  # a set without a name shows as "?"
+        _run(ds, {"a": _Enc()}, cache, {"a": "ka"})
+        with caplog.at_level(logging.INFO, logger="iqa_bench.eval.cache"):
+            _run(ds, {"a": _Enc()}, cache, {"a": "ka"})
+        entry = cache.path(cache.key("ka", dataset_fingerprint(ds), (1.0,), None))
+        assert f"features of 'a' on {shown}: from cache {entry}" in caplog.messages
