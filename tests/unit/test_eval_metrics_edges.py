@@ -283,3 +283,20 @@ def test_all_metrics_at_two_and_three_points() -> None:
     assert np.isnan(all_metrics([4.0, 4.0, 4.0], [1.0, 2.0, 3.0])["krcc"])
     x, y = _noisy(6)
     assert all_metrics(x * 1e300, y)["plcc_logistic"] == pytest.approx(plcc_logistic(x, y), abs=1e-6)
+
+
+def test_logistic_fit_constant_shortcut_depends_on_constancy_not_on_a_unit_spread() -> None:
+    """Inputs whose standard deviation is exactly 1 are fitted; a constant whose float mean is not exact is not."""
+    p = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])  # mean 0, std exactly 1
+    t = np.array([0.1, 0.9, 0.2, 0.8, 0.15, 0.95])
+    assert p.std() == 1.0
+    b1, b2, _, _ = logistic4_fit(p, t)
+    assert b1 != b2 and abs(b1 - b2) > 0.5, "a varying pair gets a varying mapping"
+    b1, b2, _, _ = logistic4_fit(t, p)  # the target's std is exactly 1 this time
+    assert b1 != b2
+    flat = np.full(6, 0.1)  # its float mean is not exactly 0.1, so its std is tiny but not 0
+    assert flat.std() > 0
+    for pred, target in ((flat, t), (t, flat)):
+        b1, b2, _, b4 = logistic4_fit(pred, target)
+        assert b1 == b2 == pytest.approx(float(np.mean(target))) and b4 > 0
+        assert np.all(logistic4(pred, b1, b2, 0.0, b4) == b1), "a constant input maps to the mean target"
