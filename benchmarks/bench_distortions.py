@@ -60,9 +60,9 @@ OFFICIAL_ARNIQA = Path(__file__).resolve().parents[1].parent / "shared" / "refer
 
 
 def _load_official(root: Path, workdir: Path):
-    """Import the official ``distort_images`` from a copy of ``root`` in ``workdir`` (dither.so built there).
+    """Import the official ``utils_data`` module from a copy of ``root`` in ``workdir`` (dither.so built there).
 
-    Returns the function, or None when the folder is absent or the C++ extension cannot be built."""
+    Returns the module, or None when the folder is absent or the C++ extension cannot be built."""
     if not (root / "utils" / "utils_data.py").is_file():
         return None
     copy = workdir / "arniqa_official"
@@ -78,50 +78,63 @@ def _load_official(root: Path, workdir: Path):
     fake = types.ModuleType("utils.utils")
     fake.PROJECT_ROOT = copy
     sys.modules["utils.utils"] = fake
-    from utils.utils_data import distort_images  # type: ignore[import-not-found]
+    import utils.utils_data as official  # type: ignore[import-not-found]
 
-    return distort_images
+    return official
+
+
+def _official_compositions(official, plan) -> list[tuple[list, list]]:
+    """The official ``(distort_functions, distort_values)`` of each row of our ``plan``: the same distortions at
+    the same levels, in the same order."""
+    names = distortions.names()
+    out = []
+    for types_row, levels_row in zip(plan.type_ids.tolist(), plan.levels.tolist()):
+        steps = [(names[t], lv) for t, lv in zip(types_row, levels_row) if t >= 0]
+        out.append(
+            (
+                [official.distortion_functions[n] for n, _ in steps],
+                [official.distortion_range[n][lv - 1] for n, lv in steps],
+            )
+        )
+    return out
 
 
 def _official_rows(x: torch.Tensor, rounds: int, threads: int, gen) -> dict | None:
-    """Composed crops/s of the official per-image pipeline on the same crops (``threads`` and 1 thread), timed in
-    ``rounds`` rounds that alternate with the bank (one fresh plan per round), so that both see the same machine
-    load; returns the median rates and the median of the per-round ratios."""
-    import random
+    """Composed crops/s of the official per-image pipeline and of the bank on the same crops with the same
+    compositions (each round draws one plan; the official ``distort_images`` gets each row's distortions and
+    levels explicitly), at ``threads`` and 1 thread, timed in ``rounds`` rounds that alternate the two so that
+    both see the same machine load; returns the median rates and the median of the per-round ratios."""
     import statistics
 
-    import numpy as np
-
     with tempfile.TemporaryDirectory() as tmp:
-        distort_images = _load_official(OFFICIAL_ARNIQA, Path(tmp))
-        if distort_images is None:
+        official = _load_official(OFFICIAL_ARNIQA, Path(tmp))
+        if official is None:
             return None
         crops = [c.cpu() for c in x]
         sampler = distortions.ArniqaSampler()
 
-        def official() -> None:
+        def run_official(compositions: list[tuple[list, list]]) -> None:
             # a fresh copy per call, as the official loader gives each call a new crop: its jpeg/jpeg2000 scale
             # their input in place (x *= 255), which would leave later repeats timing saturated, cheap images
-            for c in crops:
-                distort_images(c.clone(), max_distortions=4, num_levels=5)
+            for c, (functions, values) in zip(crops, compositions):
+                official.distort_images(c.clone(), functions, values)
 
         def timed(fn: Callable[[], object]) -> float:
             t0 = time.perf_counter()
             fn()
             return len(crops) / (time.perf_counter() - t0)
 
-        random.seed(0)
-        np.random.seed(0)
         counts = sorted({threads, 1}, reverse=True)
         rates: dict[str, list[float]] = {"ours": [], **{f"official_{t}": [] for t in counts}}
         for r in range(rounds + 1):  # round 0 warms both up and is dropped
             plan = sampler.sample(x.shape[0], generator=torch.Generator().manual_seed(1000 + r))
+            compositions = _official_compositions(official, plan)
             torch.set_num_threads(threads)
             ours = timed(lambda p=plan: distortions.apply_plan(x, p, generator=gen))
             row = {"ours": ours}
             for t in counts:
                 torch.set_num_threads(t)
-                row[f"official_{t}"] = timed(official)
+                row[f"official_{t}"] = timed(lambda c=compositions: run_official(c))
             if r:
                 for k, v in row.items():
                     rates[k].append(v)
@@ -337,7 +350,7 @@ def to_markdown(res: dict) -> str:
         for t in sorted({int(k.split("_")[2]) for k in o if k.startswith("crops_s_")}, reverse=True):
             rate, (lo, hi) = o[f"crops_s_{t}_threads"], o[f"ratio_{t}_threads_range"]
             lines.append(
-                f"| official ARNIQA pipeline, per image, {t} thread(s) (same crops, alternating rounds) | "
+                f"| official ARNIQA pipeline, per image, {t} thread(s) (same crops and compositions, alternating rounds) | "
                 f"{rate:.0f} | {1e3 / rate:.2f} | | | ours {o[f'ratio_{t}_threads']:.1f}x "
                 f"({lo:.1f}-{hi:.1f}) |"
             )

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from .functional import reiqa as R
+from .threaded_compose import map_chunks
 from .transform import _check_images, _check_levels, compose_steps
 
 __all__ = [
@@ -92,6 +93,7 @@ _SPECS: tuple[ReIQASpec, ...] = (
 # for reproducing the official training distribution (ReIQASampler(sharpen_official=True)).
 SHARPEN_OFFICIAL = _s("imsharpenHi_official", 17, R.sharpen_hi_official, (1, 2, 3, 6, 12))
 _ALL: tuple[ReIQASpec, ...] = (*_SPECS, SHARPEN_OFFICIAL)
+_ORDERED = frozenset(i for i, spec in enumerate(_ALL) if spec.stochastic)  # ops that draw from the generator
 _INDEX = {s.name: i for i, s in enumerate(_ALL)}
 _PARAMS = torch.tensor([s.levels for s in _ALL], dtype=torch.float64)
 # CPU chunk (images per op call; the whole batch off the CPU). The Re-IQA ops keep more full-image
@@ -124,17 +126,33 @@ def level_params(name: str) -> tuple[float, ...]:
     return get_spec(name).levels
 
 
+def _cpu_chunk(index: int) -> int:
+    """Images per op call on the CPU."""
+    return _CPU_CHUNK_BY_OP.get(_ALL[index].name, REIQA_CPU_CHUNK)
+
+
 def _run(index: int, x: Tensor, levels: Tensor, generator: torch.Generator | None) -> Tensor:
     """Op ``index`` on float32 ``x (b,3,H,W)`` at CPU ``levels (b,)``, CPU-chunked, clipped to [0,1]."""
     spec = _ALL[index]
     params = _PARAMS[index, levels - 1].to(device=x.device, dtype=torch.float32)
-    step = _CPU_CHUNK_BY_OP.get(spec.name, REIQA_CPU_CHUNK) if x.device.type == "cpu" else max(1, x.shape[0])
+    step = _cpu_chunk(index) if x.device.type == "cpu" else max(1, x.shape[0])
     if x.shape[0] <= step:
         return spec.fn(x, params, generator).clamp_(0.0, 1.0)
     out = torch.empty_like(x)
     for i in range(0, x.shape[0], step):
         out[i : i + step] = spec.fn(x[i : i + step], params[i : i + step], generator).clamp_(0.0, 1.0)
     return out
+
+
+def _run_batch(index: int, x: Tensor, levels: Tensor, generator: torch.Generator | None) -> Tensor:
+    """:func:`_run` on a whole batch; on a CPU with torch set to ≥ 2 threads a deterministic op's chunks run on
+    that many threads with one torch thread each (same result as on one thread; torch's own two-thread
+    element-wise kernels are slower on these small tensors)."""
+    threads = torch.get_num_threads()
+    step = _cpu_chunk(index)
+    if x.device.type == "cpu" and threads >= 2 and x.shape[0] > step and index not in _ORDERED:
+        return map_chunks(x, step, lambda xs, c: _run(index, xs, levels[c], None), threads)
+    return _run(index, x, levels, generator)
 
 
 def apply(name: str, images: Tensor, level: int | Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -149,7 +167,7 @@ def apply(name: str, images: Tensor, level: int | Tensor, generator: torch.Gener
     if images.numel() == 0:
         return images.clone()
     with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
-        out = _run(_INDEX[spec.name], images.float().contiguous(), levels, generator)
+        out = _run_batch(_INDEX[spec.name], images.float().contiguous(), levels, generator)
     return out.to(images.dtype)
 
 
@@ -231,7 +249,7 @@ def apply_chunk(images: Tensor, plan: ReIQAPlan, generator: torch.Generator | No
             pairs = (types == t).nonzero(as_tuple=True)[0]  # flat (sample, slot) indices
             src = (pairs // n).to(images.device)
             dst = (pairs // n * (n + 1) + pairs % n + 1).to(images.device)
-            y = _run(t, x.index_select(0, src), levels[pairs], generator)
+            y = _run_batch(t, x.index_select(0, src), levels[pairs], generator)
             rows_out.index_copy_(0, dst, y.to(images.dtype))
     return out
 
@@ -245,7 +263,16 @@ def apply_plan(images: Tensor, plan: ReIQAPlan, generator: torch.Generator | Non
         raise ValueError(f"plan must be a ReIQAPlan, got {type(plan).__name__}")
     if plan.batch_size != images.shape[0]:
         raise ValueError(f"plan has batch_size {plan.batch_size} but images has {images.shape[0]} samples")
-    return compose_steps(images, plan.type_ids, plan.levels, len(_ALL), _run_rows, generator)
+    return compose_steps(
+        images,
+        plan.type_ids,
+        plan.levels,
+        len(_ALL),
+        _run_rows,
+        generator,
+        ordered=_ORDERED,
+        chunk_rows=_cpu_chunk,
+    )
 
 
 def _run_rows(x: Tensor, rows: Tensor, t: int, levels: Tensor, generator: torch.Generator | None) -> None:

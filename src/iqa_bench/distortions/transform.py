@@ -6,16 +6,15 @@ autocast regions) and without autograd, clip to [0,1] after every distortion and
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 
 import torch
 from torch import Tensor
 
-from ..utils import codec_pool
 from .bank import _SPECS, get_spec
 from .functional.compression import jpeg2000_start
 from .sampling import DistortionPlan
+from .threaded_compose import Call, map_chunks, run_threaded
 
 __all__ = ["apply", "apply_plan"]
 
@@ -32,6 +31,8 @@ _CPU_CHUNK_BY_OP = {"noneccpatch": 64, "jpeg2000": 1024}
 # codecs in worker processes).
 _DEFERRED: dict[str, Callable[[Tensor, Tensor], Callable[[], Tensor]]] = {"jpeg2000": jpeg2000_start}
 _FIRST = frozenset(i for i, spec in enumerate(_SPECS) if spec.name in _DEFERRED)
+# Ops that draw from the random generator: on the CPU's threaded path they run in the sequential order
+_ORDERED = frozenset(i for i, spec in enumerate(_SPECS) if spec.stochastic)
 # (24, 5) float64 parameter table, row = type id, column = level - 1
 _PARAMS = torch.tensor([s.levels for s in _SPECS], dtype=torch.float64)
 
@@ -84,9 +85,14 @@ def _run(type_index: int, x: Tensor, levels: Tensor, generator: torch.Generator 
 
 
 def _chunk(type_index: int, x: Tensor) -> int:
-    """Images per op call: the whole batch off the CPU, else ``CPU_CHUNK`` (or the op's override)."""
+    """Images per op call: the whole batch off the CPU, else :func:`_cpu_chunk`."""
     if x.device.type != "cpu":
         return max(1, x.shape[0])
+    return _cpu_chunk(type_index)
+
+
+def _cpu_chunk(type_index: int) -> int:
+    """Images per op call on the CPU: ``CPU_CHUNK`` or the op's override."""
     return _CPU_CHUNK_BY_OP.get(_SPECS[type_index].name, CPU_CHUNK)
 
 
@@ -137,8 +143,15 @@ def apply(
     index = _SPECS.index(spec)
     if images.shape[0] == 0 or images.numel() == 0:
         return images.clone()
+    threads = torch.get_num_threads()
     with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
-        out = _run(index, images.float().contiguous(), levels, generator)
+        x = images.float().contiguous()
+        step = _cpu_chunk(index)
+        if x.device.type == "cpu" and threads >= 2 and x.shape[0] > step and index not in _ORDERED | _FIRST:
+            # a deterministic op: its chunks on threads, one torch thread each (same result as on one thread)
+            out = map_chunks(x, step, lambda xs, c: _run(index, xs, levels[c], None), threads)
+        else:
+            out = _run(index, x, levels, generator)
     return out.to(images.dtype)
 
 
@@ -158,7 +171,25 @@ def apply_plan(images: Tensor, plan: DistortionPlan, generator: torch.Generator 
         raise ValueError(f"plan must be a DistortionPlan, got {type(plan).__name__}")
     if plan.batch_size != images.shape[0]:
         raise ValueError(f"plan has batch_size {plan.batch_size} but images has {images.shape[0]} samples")
-    return compose_steps(images, plan.type_ids, plan.levels, len(_SPECS), _run_inplace, generator, _FIRST)
+    return compose_steps(
+        images, plan.type_ids, plan.levels, len(_SPECS), _run_inplace, generator, _FIRST, _ORDERED, _cpu_chunk
+    )
+
+
+def _calls_in_order(
+    types: Tensor, levels: Tensor, first: Collection[int], chunk_rows: Callable[[int], int] | None = None
+) -> list[Call]:
+    """The calls of the sequential loop, in its order: column by column, types in ``first`` first, then by id;
+    with ``chunk_rows``, each call split into consecutive calls of at most ``chunk_rows(type)`` rows."""
+    calls = []
+    for s in range(types.shape[1]):
+        column = types[:, s]
+        present = torch.unique(column[column >= 0]).tolist()
+        for t in sorted(present, key=lambda t: (t not in first, t)):
+            rows = (column == t).nonzero(as_tuple=True)[0]
+            step = chunk_rows(t) if chunk_rows is not None else max(1, rows.numel())
+            calls.extend(Call(r, t, levels[r, s]) for r in rows.split(step))
+    return calls
 
 
 def _finish_overlapping(
@@ -174,22 +205,6 @@ def _finish_overlapping(
     return rest
 
 
-@contextlib.contextmanager
-def _cores_shared(images: Tensor, deferred: bool) -> Iterator[None]:
-    """On the CPU, while codec worker processes code part of the batch, give torch half of its threads (at least
-    one) so that the workers and torch's own threads do not fight over the cores (measured on 2 cores: 170 vs
-    135 composed 224² crops/s); torch's setting is restored afterwards."""
-    threads = torch.get_num_threads()
-    if not deferred or images.device.type != "cpu" or threads < 2 or codec_pool.parallel_workers() < 2:
-        yield
-        return
-    torch.set_num_threads(max(1, threads // 2))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def compose_steps(
     images: Tensor,
     type_ids: Tensor,
@@ -198,6 +213,8 @@ def compose_steps(
     run_rows: Callable[[Tensor, Tensor, int, Tensor, torch.Generator | None], Callable[[], None] | None],
     generator: torch.Generator | None = None,
     first: Collection[int] = (),
+    ordered: Collection[int] | None = None,
+    chunk_rows: Callable[[int], int] | None = None,
 ) -> Tensor:
     """The composition loop shared by every bank: steps ``type_ids``/``levels`` ``(B,S)`` (``-1`` = empty step)
     applied column by column to ``images (B,3,H,W)``; within a column the samples of each type are one call
@@ -205,9 +222,11 @@ def compose_steps(
     ``finish()`` that does so (work in flight elsewhere, e.g. in codec worker processes), called just before a
     later call touches one of those rows, or at the end. Types in ``first`` run first in every column, the rest
     in increasing id. Every row still goes through its own steps in order, so neither the order within a column
-    nor the deferral changes the result (the ops in ``first`` must not draw from ``generator``). Validates the ids
-    (in ``-1..num_types-1``) and levels (1..5 on real steps); computes in float32 outside autocast; returns the
-    input's dtype."""
+    nor the deferral changes the result (the ops in ``first`` must not draw from ``generator``). With ``ordered``
+    (the types that draw from ``generator``) given, a CPU batch with torch set to ≥ 2 threads runs its calls on that
+    many threads (:mod:`.threaded_compose`), split into chunks of ``chunk_rows(type)`` rows (those ``run_rows``
+    makes itself, so that the generator is drawn alike), with the same result as on one torch thread. Validates the ids (in ``-1..num_types-1``) and
+    levels (1..5 on real steps); computes in float32 outside autocast; returns the input's dtype."""
     types = type_ids.detach().cpu()
     levels = levels.detach().cpu()
     real = types >= 0
@@ -217,19 +236,33 @@ def compose_steps(
         raise ValueError(f"plan.levels must be in 1..{NUM_LEVELS} for non-empty steps")
     if images.numel() == 0:  # zero-sized images: nothing to distort (the codecs crash on them)
         return images.clone()
-    deferred = bool(first) and bool(torch.isin(types, torch.tensor(sorted(first))).any())
-    with torch.no_grad(), torch.autocast(images.device.type, enabled=False), _cores_shared(images, deferred):
-        x = images.float().clone()
-        pending: list[tuple[Tensor, Callable[[], None]]] = []  # (rows mask (B,), finish) of work in flight
-        for s in range(types.shape[1]):
-            column = types[:, s]
-            present = torch.unique(column[column >= 0]).tolist()
-            for t in sorted(present, key=lambda t: (t not in first, t)):
-                mask = column == t
-                pending = _finish_overlapping(pending, mask)
-                rows = mask.nonzero(as_tuple=True)[0]
-                finish = run_rows(x, rows, t, levels[rows, s], generator)
-                if finish is not None:
-                    pending.append((mask, finish))
-        _finish_overlapping(pending, None)
+    threads = torch.get_num_threads()
+    with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
+        if ordered is not None and images.device.type == "cpu" and threads >= 2:
+            calls = _calls_in_order(types, levels, first, chunk_rows)
+            x = run_threaded(images.float(), calls, run_rows, generator, ordered, first, threads)
+        else:
+            x = _run_in_order(
+                images.float().clone(), _calls_in_order(types, levels, first), run_rows, generator
+            )
     return x.to(images.dtype)
+
+
+def _run_in_order(
+    x: Tensor,
+    calls: list[Call],
+    run_rows: Callable[[Tensor, Tensor, int, Tensor, torch.Generator | None], Callable[[], None] | None],
+    generator: torch.Generator | None,
+) -> Tensor:
+    """The calls one after the other on ``x`` (in place); a call's returned ``finish()`` runs just before a later
+    call touches one of its rows, or at the end."""
+    pending: list[tuple[Tensor, Callable[[], None]]] = []  # (rows mask (B,), finish) of work in flight
+    for call in calls:
+        mask = torch.zeros(x.shape[0], dtype=torch.bool)
+        mask[call.rows] = True
+        pending = _finish_overlapping(pending, mask)
+        finish = run_rows(x, call.rows, call.type_id, call.levels, generator)
+        if finish is not None:
+            pending.append((mask, finish))
+    _finish_overlapping(pending, None)
+    return x

@@ -218,7 +218,7 @@ def submit_images(
     """Start ``[fn(image, param) ...]`` and return ``collect()``, which waits and returns the results in order.
 
     With worker processes the coding runs while the caller goes on (e.g. applies other distortions to other
-    images); without them (one worker, one image, a broken pool) it runs in-process inside ``collect()``.
+    images); without them (fewer than 2 workers, a broken pool) it runs in-process inside ``collect()``.
     ``collect`` must be called exactly once. If the pool fails, ``collect`` codes in-process after one warning.
     """
     global _broken, _pool, last_mode
@@ -234,7 +234,7 @@ def submit_images(
         last_mode = "serial"
         return [fn(img, p) for img, p in zip(images, params)]
 
-    if n <= 1 or len(images) < 2 or _broken:
+    if n <= 1 or not images or _broken:
         return serial
     try:
         pool = _get_pool(n)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ._curves import parabola_curve_clamped
-from ._lab import lab_to_rgb, rgb_to_lab
+from ._lab import f_to_rgb_, rgb_to_f
 
 __all__ = ["brighten", "darken", "mean_shift"]
 
@@ -21,14 +21,16 @@ def _column(param: Tensor, x: Tensor) -> Tensor:
 def brighten(x: Tensor, amount: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """``(2*curve(RGB) + RGB(Lab with curve(L/100)*100)) / 3`` with the curve through (0.5, 0.5 + a/2).
 
-    The Lab half runs on the R/B-swapped image, as in the official code (the swap changes L's weights).
+    The Lab half runs on the R/B-swapped image, as in the official code (the swap changes L's weights). A new L
+    with a and b kept shifts ``fx, fy, fz`` by the same amount (see :mod:`._lab`), so no Lab image is built.
     """
     mid = 0.5 + _column(amount, x) / 2
-    lab = rgb_to_lab(x.flip(1))
-    lum = parabola_curve_clamped(lab[:, :1] / 100.0, mid) * 100.0
-    lab = torch.cat([lum, lab[:, 1:]], dim=1)
-    from_lab = lab_to_rgb(lab).clamp(0, 1).flip(1)
-    return (2 * parabola_curve_clamped(x, mid) + from_lab) / 3
+    f = rgb_to_f(x, swap_rb=True)
+    fy = f[:, 1:2]
+    lum = parabola_curve_clamped((fy * 116.0 - 16.0) / 100.0, mid) * 100.0
+    f.add_(lum.add_(16.0).div_(116.0).sub_(fy))
+    from_lab = f_to_rgb_(f, swap_rb=True)
+    return parabola_curve_clamped(x, mid).mul_(2.0).add_(from_lab).div_(3.0)
 
 
 def darken(x: Tensor, amount: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import kornia
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ._kernels import gaussian_kernel1d
-from ._lab import lab_to_rgb, rgb_to_lab
+from ._lab import f_to_rgb_, rgb_to_f
 from ._utils import conv_separable, per_level, rand
 
 __all__ = ["color_diffusion", "color_saturation1", "color_saturation2", "color_shift"]
@@ -24,15 +25,18 @@ def _column(param: Tensor, x: Tensor) -> Tensor:
     return param.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
 
 
-def _lab_back_truncated(lab: Tensor) -> Tensor:
-    """Swapped Lab -> RGB (kornia clips to [0,1]), floored to 1/255 steps, swap undone."""
-    return (torch.trunc(lab_to_rgb(lab) * 255.0) / 255.0).flip(1)
+def _back_truncated(f: Tensor) -> Tensor:
+    """Swapped f-space -> RGB (clipped to [0,1]), floored to 1/255 steps, swap undone. Overwrites ``f``."""
+    return torch.trunc(f_to_rgb_(f, swap_rb=True).mul_(255.0)).div_(255.0)
 
 
 def _color_diffusion_shared(x: Tensor, amount: float) -> Tensor:
-    lab = rgb_to_lab(x.flip(1))
-    ab = conv_separable(lab[:, 1:], gaussian_kernel1d(1.5 * amount + 2).to(x.device)) * amount
-    return _lab_back_truncated(torch.cat([lab[:, :1], ab], dim=1))
+    # a = 500 (fx - fy) and b = 200 (fy - fz) are blurred and scaled with L kept, i.e. fx - fy and fz - fy are
+    f = rgb_to_f(x, swap_rb=True)
+    fy = f[:, 1:2]
+    chroma = conv_separable(f[:, 0::2] - fy, gaussian_kernel1d(1.5 * amount + 2).to(x.device)).mul_(amount)
+    f[:, 0::2] = chroma.add_(fy)
+    return _back_truncated(f)
 
 
 def color_diffusion(x: Tensor, amount: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -46,14 +50,23 @@ def _edge_weight(x: Tensor) -> Tensor:
     Reproduces the official percentile clip, which compares against ``torch.sort`` *indices* and so moves
     at most two pixels per row to 0 or 1.
     """
-    grad = kornia.filters.spatial_gradient(kornia.color.rgb_to_grayscale(x), "diff")
-    e = torch.sum(grad**2, 2) ** 0.5
+    e = _gradient_magnitude(kornia.color.rgb_to_grayscale(x))
     e = conv_separable(e, gaussian_kernel1d(COLORSHIFT_SIGMA).to(x.device))
     flat = e.flatten(1)
     lo = flat.amin(dim=1).view(-1, 1, 1, 1)
     hi = flat.amax(dim=1).view(-1, 1, 1, 1)
     e = torch.where(hi > lo, (e - lo) / (hi - lo).clamp_min(1e-12), e)
     return _sort_index_clip(e)
+
+
+def _gradient_magnitude(gray: Tensor) -> Tensor:
+    """``sqrt(gx^2 + gy^2)`` of ``gray (B,1,H,W)`` with central differences ``(v[i+1] - v[i-1]) / 2`` on the
+    replicate-padded image: kornia's ``spatial_gradient(gray, "diff")`` (normalised), as shifted slices instead
+    of a 3x3 convolution with 2 output channels (same values, ~10x faster on a CPU)."""
+    padded = F.pad(gray, (1, 1, 1, 1), mode="replicate")
+    gx = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]).mul_(0.5)
+    gy = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]).mul_(0.5)
+    return gx.mul_(gx).add_(gy.mul_(gy)).sqrt_()
 
 
 def _sort_index_clip(e: Tensor) -> Tensor:
@@ -104,14 +117,26 @@ def color_shift(x: Tensor, amount: Tensor, generator: torch.Generator | None = N
     return torch.stack([x[:, 0], blended, x[:, 2]], dim=1)
 
 
+HSV_EPS = 1e-8  # kornia's rgb_to_hsv: S = (max - min) / (max + eps)
+
+
 def color_saturation1(x: Tensor, factor: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Scale HSV saturation by ``f`` (no clamp on S: ``f < 0`` inverts hue); kornia HSV on the swapped image."""
-    hsv = kornia.color.rgb_to_hsv(x.flip(1))
-    hsv = torch.cat([hsv[:, :1], hsv[:, 1:2] * _column(factor, x), hsv[:, 2:]], dim=1)
-    return kornia.color.hsv_to_rgb(hsv).flip(1)
+    """Scale HSV saturation by ``f`` (no clamp on S: ``f < 0`` inverts hue), as kornia's HSV round trip does.
+
+    Computed in closed form: with the hue and V = max(R,G,B) fixed, every channel of kornia's ``hsv_to_rgb`` is
+    ``V - V*S*k`` with ``k`` depending on the hue only, so scaling S by ``f`` maps each channel ``c`` to
+    ``V - f * V/(V+eps) * (V - c)`` (kornia's ``S = (V - min)/(V + eps)``). Equal to kornia's round trip on the
+    R/B-swapped image (the official call) up to float32 rounding (HSV does not depend on the channel order),
+    without its hue arithmetic: ~13x faster on a CPU.
+    """
+    v = x.amax(dim=1, keepdim=True)
+    scale = v / (v + HSV_EPS) * _column(factor, x)
+    return v - scale * (v - x)
 
 
 def color_saturation2(x: Tensor, factor: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Scale Lab a/b of the swapped image by ``f``, back to RGB, floored to 1/255 steps."""
-    lab = rgb_to_lab(x.flip(1))
-    return _lab_back_truncated(torch.cat([lab[:, :1], lab[:, 1:] * _column(factor, x)], dim=1))
+    """Scale Lab a/b of the swapped image by ``f`` (``fx, fz`` move towards ``fy`` by ``f``), back to RGB,
+    floored to 1/255 steps."""
+    f = rgb_to_f(x, swap_rb=True)
+    fy = f[:, 1:2].clone()
+    return _back_truncated(f.sub_(fy).mul_(_column(factor, x)).add_(fy))

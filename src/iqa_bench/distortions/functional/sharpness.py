@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._curves import lincontr_coefficients, piecewise_cubic
 from ._kernels import gaussian_kernel1d
-from ._lab import lab_to_rgb, rgb_to_lab
+from ._lab import f_to_rgb_, rgb_to_f
 from ._utils import conv_separable
 
 __all__ = ["high_sharpen", "linear_contrast_change", "non_linear_contrast_change"]
@@ -19,13 +19,17 @@ SHARPEN_RADIUS = 6  # official: radius=3 -> ceil(2*3) = 6 -> 13x13 support with 
 
 
 def high_sharpen(x: Tensor, amount: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Unsharp mask on L of the R/B-swapped Lab image: ``L + a*(L - G*L)``, G 13x13 Gaussian, sigma 6."""
-    lab = rgb_to_lab(x.flip(1))
-    lum = lab[:, :1]
+    """Unsharp mask on L of the R/B-swapped Lab image: ``L + a*(L - G*L)``, G 13x13 Gaussian, sigma 6.
+
+    L is affine in ``fy`` (``L = 116 fy - 16``) and G sums to 1, so the new L shifts ``fx, fy, fz`` by
+    ``a*(fy - G*fy)`` (see :mod:`._lab`); no Lab image is built.
+    """
+    f = rgb_to_f(x, swap_rb=True)
+    fy = f[:, 1:2]
     g = gaussian_kernel1d(float(SHARPEN_RADIUS), 2 * SHARPEN_RADIUS + 1).to(x.device)
     a = amount.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
-    lum = lum + a * (lum - conv_separable(lum, g))
-    return lab_to_rgb(torch.cat([lum, lab[:, 1:]], dim=1)).flip(1)
+    f.add_((fy - conv_separable(fy, g)).mul_(a))
+    return f_to_rgb_(f, swap_rb=True)
 
 
 def linear_contrast_change(x: Tensor, amount: Tensor, generator: torch.Generator | None = None) -> Tensor:
