@@ -274,3 +274,22 @@ def test_reiqa_chunk_on_threads_equals_one_thread(monkeypatch, two_threads):
     threaded = R.apply_chunk(x, plan, torch.Generator().manual_seed(3))
     torch.set_num_threads(1)
     assert torch.equal(threaded, R.apply_chunk(x, plan, torch.Generator().manual_seed(3)))
+
+
+def test_threaded_paths_work_inside_inference_mode(monkeypatch, two_threads):
+    """Lightning runs validation under ``torch.inference_mode``: the pool threads must update the (inference)
+    batch under the same mode, codec finishes included."""
+    monkeypatch.setenv(codec_pool.ENV, "2")
+    codec_pool.reset()
+    x = torch.rand(12, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    ids = torch.tensor([[NAMES.index("jpeg2000"), NAMES.index("brighten")]] * 12)
+    plan = DistortionPlan(ids, torch.full_like(ids, 2))
+    chunk_plan = R.ReIQASampler(n_aug=3).sample(12, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        composed = distortions.apply_plan(x, plan)
+        single = distortions.apply("brighten", x, 2)
+        chunk = R.apply_chunk(x, chunk_plan, torch.Generator().manual_seed(2))
+    codec_pool.reset()
+    assert torch.equal(composed, distortions.apply_plan(x, plan))
+    assert torch.equal(single, distortions.apply("brighten", x, 2))
+    assert torch.equal(chunk, R.apply_chunk(x, chunk_plan, torch.Generator().manual_seed(2)))

@@ -106,12 +106,22 @@ def _pool(kind: str, size: int) -> ThreadPoolExecutor:
         return entry[1]
 
 
+def _in_caller_modes(fn: Callable[..., object], inference: bool) -> Callable[..., None]:
+    """``fn`` wrapped to run in a pool thread under the caller's modes: grad mode, inference mode and autocast
+    are thread-local (an inference tensor, e.g. a batch in Lightning's validation loop, can only be updated in
+    place inside inference mode)."""
+
+    def run(*args: object) -> None:
+        with torch.inference_mode(inference), torch.no_grad(), torch.autocast("cpu", enabled=False):
+            fn(*args)
+
+    return run
+
+
 def _call_in_thread(run_rows: RunRows, x: Tensor, call: Call, generator: torch.Generator | None) -> None:
-    # grad mode and autocast are thread-local: set them again in the pool's thread
-    with torch.no_grad(), torch.autocast("cpu", enabled=False):
-        finish = run_rows(x, call.rows, call.type_id, call.levels, generator)
-        if finish is not None:
-            finish()
+    finish = run_rows(x, call.rows, call.type_id, call.levels, generator)
+    if finish is not None:
+        finish()
 
 
 def run_threaded(
@@ -135,6 +145,8 @@ def run_threaded(
     heapq.heapify(ready)
     compute = _pool("compute", threads)
     waiters = _pool("wait", _WAITING_THREADS)
+    inference = torch.is_inference_mode_enabled()
+    call_in_thread = _in_caller_modes(_call_in_thread, inference)
     in_flight: dict[Future, int] = {}
     computing = 0
     done = 0
@@ -153,9 +165,9 @@ def run_threaded(
                         fut: Future = Future()
                         fut.set_result(None)
                     else:
-                        fut = waiters.submit(finish)
+                        fut = waiters.submit(_in_caller_modes(finish, inference))
                 elif computing < threads:
-                    fut = compute.submit(_call_in_thread, run_rows, x, call, generator)
+                    fut = compute.submit(call_in_thread, run_rows, x, call, generator)
                     computing += 1
                 else:
                     held.append((key, i))
@@ -193,15 +205,14 @@ def map_chunks(x: Tensor, step: int, fn: Callable[[Tensor, slice], Tensor], thre
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
 
     def one(c: slice) -> None:
-        with torch.no_grad(), torch.autocast("cpu", enabled=False):
-            out[c] = fn(x[c], c)
+        out[c] = fn(x[c], c)
 
+    task = _in_caller_modes(one, torch.is_inference_mode_enabled())
     intra = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        futures = [
-            _pool("compute", threads).submit(one, slice(i, i + step)) for i in range(0, x.shape[0], step)
-        ]
+        pool = _pool("compute", threads)
+        futures = [pool.submit(task, slice(i, i + step)) for i in range(0, x.shape[0], step)]
         wait(futures)
         for f in futures:
             f.result()
