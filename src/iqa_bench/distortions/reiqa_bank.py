@@ -17,6 +17,7 @@ type over all (sample, slot) pairs: the loop runs over distinct types, never ove
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .functional import reiqa as R
-from .threaded_compose import map_chunks
+from .threaded_compose import run_op_batch
 from .transform import _check_images, _check_levels, compose_steps
 
 __all__ = [
@@ -144,17 +145,6 @@ def _run(index: int, x: Tensor, levels: Tensor, generator: torch.Generator | Non
     return out
 
 
-def _run_batch(index: int, x: Tensor, levels: Tensor, generator: torch.Generator | None) -> Tensor:
-    """:func:`_run` on a whole batch; on a CPU with torch set to ≥ 2 threads a deterministic op's chunks run on
-    that many threads with one torch thread each (same result as on one thread; torch's own two-thread
-    element-wise kernels are slower on these small tensors)."""
-    threads = torch.get_num_threads()
-    step = _cpu_chunk(index)
-    if x.device.type == "cpu" and threads >= 2 and x.shape[0] > step and index not in _ORDERED:
-        return map_chunks(x, step, lambda xs, c: _run(index, xs, levels[c], None), threads)
-    return _run(index, x, levels, generator)
-
-
 def apply(name: str, images: Tensor, level: int | Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Apply Re-IQA distortion ``name`` at ``level`` (int 1..5 or integer tensor ``(B,)``) to ``images``.
 
@@ -272,6 +262,13 @@ def apply_plan(images: Tensor, plan: ReIQAPlan, generator: torch.Generator | Non
         generator,
         ordered=_ORDERED,
         chunk_rows=_cpu_chunk,
+    )
+
+
+def _run_batch(index: int, x: Tensor, levels: Tensor, generator: torch.Generator | None) -> Tensor:
+    """:func:`_run` on a whole batch, a deterministic op's CPU chunks on threads (:func:`run_op_batch`)."""
+    return run_op_batch(
+        x, levels, _cpu_chunk(index), functools.partial(_run, index), index not in _ORDERED, generator
     )
 
 

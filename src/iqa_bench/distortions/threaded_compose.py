@@ -21,17 +21,18 @@ deterministic apart from the generator.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["STARTED_COST", "Call", "map_chunks", "plan_graph", "run_threaded"]
+__all__ = ["STARTED_COST", "Call", "map_chunks", "plan_graph", "run_op_batch", "run_threaded"]
 
 RunRows = Callable[[Tensor, Tensor, int, Tensor, "torch.Generator | None"], "Callable[[], None] | None"]
 
@@ -106,6 +107,18 @@ def _pool(kind: str, size: int) -> ThreadPoolExecutor:
         return entry[1]
 
 
+@contextlib.contextmanager
+def _torch_single_threaded() -> Iterator[None]:
+    """torch's intra-op threads set to 1 while the pool threads run (each call runs single-threaded), restored
+    afterwards even on an error."""
+    intra = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(intra)
+
+
 def _in_caller_modes(fn: Callable[..., object], inference: bool) -> Callable[..., None]:
     """``fn`` wrapped to run in a pool thread under the caller's modes: grad mode, inference mode and autocast
     are thread-local (an inference tensor, e.g. a batch in Lightning's validation loop, can only be updated in
@@ -151,9 +164,7 @@ def run_threaded(
     computing = 0
     done = 0
     error: BaseException | None = None
-    intra = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _torch_single_threaded():
         while done < len(calls):
             held: list[tuple[float, int]] = []
             while ready and error is None:
@@ -191,8 +202,6 @@ def run_threaded(
                     waiting[j] -= 1
                     if waiting[j] == 0:
                         heapq.heappush(ready, (-graph.rank[j], j))
-    finally:
-        torch.set_num_threads(intra)
     if error is not None:
         raise error
     return x
@@ -208,14 +217,28 @@ def map_chunks(x: Tensor, step: int, fn: Callable[[Tensor, slice], Tensor], thre
         out[c] = fn(x[c], c)
 
     task = _in_caller_modes(one, torch.is_inference_mode_enabled())
-    intra = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _torch_single_threaded():
         pool = _pool("compute", threads)
         futures = [pool.submit(task, slice(i, i + step)) for i in range(0, x.shape[0], step)]
         wait(futures)
         for f in futures:
             f.result()
-    finally:
-        torch.set_num_threads(intra)
     return out
+
+
+def run_op_batch(
+    x: Tensor,
+    levels: Tensor,
+    step: int,
+    run: Callable[[Tensor, Tensor, torch.Generator | None], Tensor],
+    deterministic: bool,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """``run(x, levels, generator)`` (one op on a whole batch, chunked by ``run`` itself into ``step`` rows on a
+    CPU). On a CPU with torch set to ≥ 2 threads, a ``deterministic`` op's chunks run on that many threads with
+    one torch thread each (:func:`map_chunks`; same result as on one thread: torch's own two-thread element-wise
+    kernels are slower on these small tensors); a stochastic op draws in order, so it runs as is."""
+    threads = torch.get_num_threads()
+    if x.device.type == "cpu" and threads >= 2 and x.shape[0] > step and deterministic:
+        return map_chunks(x, step, lambda xs, c: run(xs, levels[c], None), threads)
+    return run(x, levels, generator)

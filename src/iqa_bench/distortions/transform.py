@@ -6,6 +6,7 @@ autocast regions) and without autograd, clip to [0,1] after every distortion and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection
 
 import torch
@@ -14,7 +15,7 @@ from torch import Tensor
 from .bank import _SPECS, get_spec
 from .functional.compression import jpeg2000_start
 from .sampling import DistortionPlan
-from .threaded_compose import Call, map_chunks, run_threaded
+from .threaded_compose import Call, run_op_batch, run_threaded
 
 __all__ = ["apply", "apply_plan"]
 
@@ -143,15 +144,15 @@ def apply(
     index = _SPECS.index(spec)
     if images.shape[0] == 0 or images.numel() == 0:
         return images.clone()
-    threads = torch.get_num_threads()
     with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
-        x = images.float().contiguous()
-        step = _cpu_chunk(index)
-        if x.device.type == "cpu" and threads >= 2 and x.shape[0] > step and index not in _ORDERED | _FIRST:
-            # a deterministic op: its chunks on threads, one torch thread each (same result as on one thread)
-            out = map_chunks(x, step, lambda xs, c: _run(index, xs, levels[c], None), threads)
-        else:
-            out = _run(index, x, levels, generator)
+        out = run_op_batch(
+            images.float().contiguous(),
+            levels,
+            _cpu_chunk(index),
+            functools.partial(_run, index),
+            index not in _ORDERED | _FIRST,  # the codec codes a whole batch in its worker processes
+            generator,
+        )
     return out.to(images.dtype)
 
 

@@ -100,18 +100,15 @@ def _band_matrix(k: Tensor, n: int) -> Tensor:
     return m.index_put_((src.reshape(-1), dst.reshape(-1)), k.expand(n, taps).reshape(-1), accumulate=True)
 
 
-def _shifted_sum(x: Tensor, k: Tensor, dim: int) -> Tensor:
-    """Replicate-padded 'same' correlation of ``x (B,C,H,W)`` with the 1-D kernel ``k`` along ``dim`` (-1: W,
-    -2: H), as one in-place multiply-add per tap over shifted views of the padded input. On a CPU this is
-    1.2-2x faster than a depthwise convolution for the few planes of a composition call (oneDNN vectorises a
-    depthwise convolution over channels, here 3-24) and gives the same values."""
-    taps = k.numel()
-    n = x.shape[dim]
-    padded = replicate_pad(x, taps // 2, 0) if dim == -2 else replicate_pad(x, 0, taps // 2)
-    weights = k.tolist()
-    out = padded.narrow(dim, 0, n) * weights[0]
-    for i in range(1, taps):
-        out.add_(padded.narrow(dim, i, n), alpha=weights[i])
+def _shifted_sum(padded: Tensor, kernel: Tensor, h: int, w: int) -> Tensor:
+    """'Valid' correlation of ``padded (B,C,h+kh-1,w+kw-1)`` with a 2-D ``kernel (kh,kw)``, as one in-place
+    multiply-add per non-zero tap over shifted views. On a CPU this is faster than oneDNN's depthwise convolution
+    for the few planes of a composition call (it vectorises over channels, here 3-24) and gives the same values."""
+    taps = [(i, j, float(v)) for (i, j), v in zip(kernel.nonzero().tolist(), kernel[kernel != 0].tolist())]
+    (i, j, v), rest = taps[0], taps[1:]
+    out = padded[..., i : i + h, j : j + w] * v
+    for i, j, v in rest:
+        out.add_(padded[..., i : i + h, j : j + w], alpha=v)
     return out
 
 
@@ -130,8 +127,9 @@ def conv_separable(x: Tensor, k_row: Tensor, k_col: Tensor | None = None) -> Ten
     if max(kh, kw) >= _MATMUL_TAPS:
         y = x.reshape(b * c * h, w) @ _band_matrix(k_row, w)
         return (_band_matrix(k_col, h).t() @ y.view(b * c, h, w)).view(b, c, h, w)
-    if x.device.type == "cpu":
-        return _shifted_sum(_shifted_sum(x, k_row, dim=-1), k_col, dim=-2)
+    if x.device.type == "cpu":  # 1.2-2x faster than the depthwise convolutions below, same values
+        y = _shifted_sum(replicate_pad(x, 0, kw // 2), k_row.view(1, kw), h, w)
+        return _shifted_sum(replicate_pad(y, kh // 2, 0), k_col.view(kh, 1), h, w)
     y = _depthwise(replicate_pad(x, 0, kw // 2), k_row.view(1, kw))
     y = _depthwise(replicate_pad(y, kh // 2, 0), k_col.view(kh, 1))
     return y.contiguous()
@@ -147,15 +145,10 @@ def conv2d_shared(x: Tensor, kernel: Tensor) -> Tensor:
     """Replicate-padded 'same' correlation of every channel with one odd-sized 2-D ``kernel (kh, kw)``."""
     kh, kw = kernel.shape
     padded = replicate_pad(x, kh // 2, kw // 2)
-    taps = [(i, j, float(v)) for (i, j), v in zip(kernel.nonzero().tolist(), kernel[kernel != 0].tolist())]
-    if x.device.type != "cpu" or not taps or len(taps) > _SHIFTED_2D_TAPS:
+    taps = int((kernel != 0).sum())
+    if x.device.type != "cpu" or not taps or taps > _SHIFTED_2D_TAPS:
         return _depthwise(padded, kernel).contiguous()
-    h, w = x.shape[-2:]
-    (i, j, v), rest = taps[0], taps[1:]
-    out = padded[..., i : i + h, j : j + w] * v
-    for i, j, v in rest:
-        out.add_(padded[..., i : i + h, j : j + w], alpha=v)
-    return out
+    return _shifted_sum(padded, kernel, *x.shape[-2:])
 
 
 def conv2d_per_sample(x: Tensor, kernels: Tensor) -> Tensor:
